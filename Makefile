@@ -1,0 +1,70 @@
+# govheal: the two commands a new user needs are `make run` and `make test`.
+# Every install step lives here, so a fresh Debian machine (root or sudo) or a Mac with Homebrew works.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= examples/govheal.yaml
+STAMP  := $(VENV)/.installed-stamp
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UNAME  := $(shell uname -s)
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test bench lint fmt venv tools bench-tools clean help
+
+help:
+	@echo "make run    - install what is missing, start the demo fleet and the whole stack"
+	@echo "make test   - install what is missing, lint, run every test"
+	@echo "make bench  - run the benchmarks (docs/benchmarks.md)"
+	@echo "make lint   - ruff"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: govheal needs Python >= 3.11 ($(PYTHON) is older); run: make PYTHON=python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+# Prometheus 2.42+ and Alertmanager 0.25+: Debian's packages on Linux, Homebrew on macOS.
+tools:
+	@missing=""; \
+	for b in prometheus promtool amtool; do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing alertmanager"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$(UNAME)" = Darwin ]; then brew install prometheus alertmanager; \
+	  elif command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; \
+	  else echo "error: install Prometheus >= 2.42 and Alertmanager >= 0.25 with your package manager"; exit 1; fi; \
+	fi
+
+# The peers the benchmarks compare against.
+bench-tools:
+	@if [ "$(UNAME)" != Darwin ]; then \
+	  command -v prometheus-process-exporter >/dev/null && command -v prometheus-blackbox-exporter >/dev/null || { \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus-process-exporter prometheus-blackbox-exporter; }; \
+	fi
+
+run: venv tools
+	$(BIN)/govheal up --config $(CONFIG)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv tools bench-tools
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) examples/.govheal .pytest_cache .ruff_cache

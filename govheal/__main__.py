@@ -1,0 +1,3 @@
+from govheal.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""The ``govheal`` command. Subcommands live in their own modules; this file only maps names to them.
+
+Each module in :data:`COMMANDS` provides ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``. Modules keep heavy imports inside ``run`` so ``govheal --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from govheal import __version__
+from govheal.config import ConfigError
+from govheal.errors import GovhealError
+
+COMMANDS: dict[str, str] = {
+    "check": "govheal.commands.check",
+    "up": "govheal.commands.up",
+    "exporter": "exporter.cli",
+    "restart": "remediator.cli",
+    "receiver": "webhook_receiver.cli",
+    "demo-agent": "govheal.demo_agent",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="govheal",
+        description="Self-healing and governance for a fleet of long-running agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"govheal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # a command still being built; not listed
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        print(f"govheal: invalid config ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except GovhealError as exc:
+        print(f"govheal {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

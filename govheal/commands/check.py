@@ -1,0 +1,43 @@
+"""``govheal check``: validate a config and print a one-screen summary of the fleet."""
+
+from __future__ import annotations
+
+import argparse
+
+from govheal.config import Config, load_config
+from govheal.types import format_duration
+
+HELP = "validate the config (exit 2 on problems) and print a summary of the fleet"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="govheal.yaml (default: $GOVHEAL_CONFIG, ./govheal.yaml, the demo fleet)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing when the config is valid")
+
+
+def summary(cfg: Config) -> str:
+    rows = [("AGENT", "ROLE", "NODE", "CRIT", "FIND BY", "HEALTH", "RESTART", "DEPENDS ON")]
+    for a in cfg.agents:
+        find = f"{a.process.kind}={a.process.value}" if a.process else "remote"
+        health = f"{a.health.url} ({format_duration(a.health.timeout)})" if a.health else "-"
+        restart = a.restart.strategy if a.restart else "-"
+        if a.fallback:
+            restart += f" → {a.fallback.agent or 'command'}"
+        rows.append((a.name, a.role or "-", cfg.node_of(a), "yes" if a.critical else "",
+                     find, health, restart, ",".join(a.depends_on) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"{cfg.source}: OK, {len(cfg.agents)} agents on node {cfg.node}",
+             f"state {cfg.state_path}   telemetry {cfg.path(cfg.telemetry_log)}",
+             f"exporter {cfg.listen.exporter}   receiver {cfg.listen.receiver}",
+             ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    channels = ", ".join(f"{n} ({c.type}, ≥{c.min_severity})" for n, c in cfg.notifications.channels.items())
+    lines += ["", f"channels: {channels or 'none configured'}"]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if not args.quiet:
+        print(summary(cfg))
+    return 0

@@ -1,0 +1,534 @@
+"""govheal.yaml: typed, strict models and a loader whose errors name file, line, field and fix.
+
+Every section is a pydantic model with ``extra="forbid"``: a misspelt key is an error with a
+did-you-mean, never silently ignored. Cross-field rules (unique names, ``depends_on`` targets and
+cycles, fallbacks) are checked after the per-field pass, and every problem is reported at once.
+
+Relative paths in the file are resolved against the directory of the file itself (as Prometheus
+does), so a config and its state directory can move together. See docs/config.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import signal
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from govheal.types import Duration, HttpUrl, Listen
+from govheal.yamlpos import YamlSyntaxError, line_for, load_with_lines
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_EXAMPLE = REPO_ROOT / "examples" / "govheal.yaml"
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _compile(pattern: str, what: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} does not compile: {exc}; fix the regular expression") from None
+    return pattern
+
+
+# ---------------------------------------------------------------------------------------------
+# How a process is found. The keys are the names in exporter/matchers.py MATCHERS.
+
+
+class ProcessSpec(Strict):
+    """Exactly one way to find the agent's process."""
+
+    pidfile: str | None = None
+    cmdline: str | None = Field(None, description="regex searched in the space-joined command line")
+    launchd: str | None = Field(None, description="launchd label, resolved with `launchctl print`")
+    systemd: str | None = Field(None, description="systemd unit, resolved with `systemctl show`")
+    port: int | None = Field(None, ge=1, le=65535, description="a TCP port the process listens on")
+    user_unit: bool = Field(False, description="systemd: a --user unit")
+    launchd_domain: str = Field("gui/{uid}", description="launchd domain; {uid} is the current uid")
+
+    @field_validator("cmdline")
+    @classmethod
+    def _cmdline_compiles(cls, v: str | None) -> str | None:
+        return None if v is None else _compile(v, "cmdline regex")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProcessSpec:
+        given = [k for k in MATCHER_KEYS if getattr(self, k) is not None]
+        if len(given) != 1:
+            listed = ", ".join(MATCHER_KEYS)
+            got = ", ".join(given) if given else "none"
+            raise ValueError(f"give exactly one of {listed} (got {got})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in MATCHER_KEYS if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self, self.kind)
+
+
+MATCHER_KEYS = ("pidfile", "cmdline", "launchd", "systemd", "port")
+
+
+class HealthCheck(Strict):
+    url: HttpUrl
+    timeout: Duration = Field(1.0, gt=0, le=60)
+    expect_status: int = Field(200, ge=100, le=599)
+    body_match: str | None = None
+
+    @field_validator("body_match")
+    @classmethod
+    def _body_compiles(cls, v: str | None) -> str | None:
+        return None if v is None else _compile(v, "body_match regex")
+
+
+# ---------------------------------------------------------------------------------------------
+# How an agent is restarted. `strategy` names an entry of remediator/strategies.py STRATEGIES.
+
+
+class LaunchdRestart(Strict):
+    strategy: Literal["launchd"]
+    label: str | None = Field(None, description="defaults to process.launchd")
+    domain: str = Field("gui/{uid}", description="launchctl domain; {uid} is the current uid")
+    timeout: Duration = 10.0
+
+
+class SystemdRestart(Strict):
+    strategy: Literal["systemd"]
+    unit: str | None = Field(None, description="defaults to process.systemd")
+    user: bool = False
+    timeout: Duration = 30.0
+
+
+class CommandRestart(Strict):
+    strategy: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    log_file: str | None = None
+    stop_timeout: Duration = Field(5.0, description="SIGTERM, wait this long, then SIGKILL the group")
+
+
+class SignalRestart(Strict):
+    strategy: Literal["signal"]
+    signal: str = "HUP"
+
+    @field_validator("signal")
+    @classmethod
+    def _known_signal(cls, v: str) -> str:
+        name = v.upper().removeprefix("SIG")
+        if not hasattr(signal, f"SIG{name}"):
+            raise ValueError(f"unknown signal {v!r}; use a name such as HUP, USR1, TERM")
+        return name
+
+
+RestartSpec = Annotated[
+    LaunchdRestart | SystemdRestart | CommandRestart | SignalRestart, Field(discriminator="strategy")
+]
+STRATEGY_NAMES = ("launchd", "systemd", "command", "signal")
+
+
+class FallbackSpec(Strict):
+    """What to do when the primary cannot be healed: start another agent, run a command, or both."""
+
+    agent: str | None = Field(None, description="name of a fallback agent in this config to start")
+    argv: list[str] | None = Field(None, min_length=1, description="a command to run, e.g. to activate a backup")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _something(self) -> FallbackSpec:
+        if self.agent is None and self.argv is None:
+            raise ValueError("give fallback.agent or fallback.argv")
+        return self
+
+
+class PolicySpec(Strict):
+    """Remediation policy; global defaults, overridable per agent."""
+
+    verify_successes: int = Field(3, ge=1, le=100, description="consecutive healthy observations = healed")
+    verify_interval: Duration = Field(0.2, gt=0)
+    backoff_initial: Duration = 1.0
+    backoff_max: Duration = 60.0
+    backoff_multiplier: float = Field(2.0, ge=1.0)
+    budget: int = Field(3, ge=1, description="restarts allowed per budget_window before the circuit opens")
+    budget_window: Duration = 600.0
+    cooldown: Duration = Field(300.0, description="open → half-open after this long")
+    healthy_reset: Duration = Field(600.0, description="healthy this long closes the circuit and resets backoff")
+
+
+class PolicyOverride(Strict):
+    verify_successes: int | None = Field(None, ge=1, le=100)
+    verify_interval: Duration | None = None
+    backoff_initial: Duration | None = None
+    backoff_max: Duration | None = None
+    backoff_multiplier: float | None = Field(None, ge=1.0)
+    budget: int | None = Field(None, ge=1)
+    budget_window: Duration | None = None
+    cooldown: Duration | None = None
+    healthy_reset: Duration | None = None
+
+
+class Agent(Strict):
+    name: str = Field(pattern=NAME_RE)
+    role: str = ""
+    node: str | None = Field(None, description="defaults to the top-level node")
+    critical: bool = False
+    process: ProcessSpec | None = None
+    health: HealthCheck | None = None
+    restart: RestartSpec | None = None
+    start_grace: Duration = Field(10.0, gt=0)
+    fallback: FallbackSpec | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    log_file: str | None = Field(None, description="tail of this file goes into the audit event before a kill")
+    remediation: PolicyOverride | None = None
+
+    @model_validator(mode="after")
+    def _process_or_health(self) -> Agent:
+        if self.process is None and self.health is None:
+            raise ValueError("give process (a local agent) or health (a remote endpoint), or both")
+        if self.process is None and self.restart is not None and self.restart.strategy != "command":
+            raise ValueError(
+                f"restart.strategy {self.restart.strategy} needs a local process; add process or use a command"
+            )
+        if isinstance(self.restart, LaunchdRestart) and not (
+            self.restart.label or (self.process and self.process.launchd)
+        ):
+            raise ValueError("restart.strategy launchd needs restart.label or process.launchd")
+        if isinstance(self.restart, SystemdRestart) and not (
+            self.restart.unit or (self.process and self.process.systemd)
+        ):
+            raise ValueError("restart.strategy systemd needs restart.unit or process.systemd")
+        return self
+
+    @property
+    def remote(self) -> bool:
+        """A remote endpoint: up means its health check answers."""
+        return self.process is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Global sections
+
+
+class ListenSpec(Strict):
+    exporter: Listen = "127.0.0.1:9826"
+    receiver: Listen = "127.0.0.1:9827"
+
+
+class ExporterSpec(Strict):
+    probe_workers: int = Field(32, ge=1, le=512, description="concurrent health probes per scrape")
+    scrape_budget: Duration = Field(
+        0.25, gt=0, description="extra time a scrape may take beyond the largest probe timeout"
+    )
+
+
+class ChannelSpec(Strict):
+    type: Literal["discord", "telegram"]
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    enabled: bool = True
+    # Discord
+    webhook_url_file: str | None = None
+    # Telegram
+    bot_token_file: str | None = None
+    chat_id: str | None = None
+    chat_id_file: str | None = None
+    api_url: HttpUrl | None = None
+
+
+class NotificationsSpec(Strict):
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+
+
+class ReceiverSpec(Strict):
+    token_file: str | None = Field(None, description="bearer token for POST /alertmanager (or GOVHEAL_WEBHOOK_TOKEN)")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    workers: int = Field(4, ge=1, le=64)
+    deadman_timeout: Duration = Field(180.0, gt=0, description="no Watchdog for this long → CRIT")
+
+
+class Config(Strict):
+    node: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "localhost")
+    state_dir: str = ".govheal/state"
+    telemetry_log: str = "telemetry/autoheal.log"
+    listen: ListenSpec = Field(default_factory=ListenSpec)
+    exporter: ExporterSpec = Field(default_factory=ExporterSpec)
+    remediation: PolicySpec = Field(default_factory=PolicySpec)
+    receiver: ReceiverSpec = Field(default_factory=ReceiverSpec)
+    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
+    agents: list[Agent] = Field(min_length=1)
+
+    # Not part of the file: where it came from, for resolving relative paths and for messages.
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """Resolve a path from the file against the file's directory (``~`` expanded)."""
+        p = Path(os.path.expanduser(os.fspath(value)))
+        if p.is_absolute() or self.source is None:
+            return p
+        return self.source.parent / p
+
+    @property
+    def state_path(self) -> Path:
+        return self.path(self.state_dir)
+
+    def agent(self, name: str) -> Agent:
+        for a in self.agents:
+            if a.name == name:
+                return a
+        known = ", ".join(a.name for a in self.agents)
+        raise KeyError(f"unknown agent {name!r}; known agents: {known}")
+
+    def node_of(self, agent: Agent) -> str:
+        return agent.node or self.node
+
+    def policy_for(self, agent: Agent) -> PolicySpec:
+        if agent.remediation is None:
+            return self.remediation
+        overrides = agent.remediation.model_dump(exclude_none=True)
+        return self.remediation.model_copy(update=overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and loading
+
+
+class Problem(BaseModel):
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; ``str()`` lists them, one per line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _field_path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that holds the last key of ``loc`` (for did-you-mean suggestions)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in STRATEGY_NAMES and model is None:
+            continue
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            # discriminated-union tag ("command") or dict key (channel name)
+            if part in STRATEGY_NAMES:
+                model = {"launchd": LaunchdRestart, "systemd": SystemdRestart,
+                         "command": CommandRestart, "signal": SignalRestart}[part]
+            continue
+        ann = fields[part].annotation
+        model = _first_model(ann)
+    return model
+
+
+def _first_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags ("command", "function-after[...]") from an error location."""
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or (part in STRATEGY_NAMES and out and out[-1] == "restart")):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
+    raw_loc = tuple(err["loc"])
+    loc = _clean_loc(raw_loc)
+    kind = err["type"]
+    field = _field_path(loc)
+    line = line_for(lines, loc)
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _model_at(raw_loc)
+        choices = list(getattr(model, "model_fields", {}) or {}) if model else []
+        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(choices)}"
+        msg = f"unknown key {key!r}; {hint}"
+    elif kind == "missing":
+        msg = "required key is missing; add it"
+    elif kind == "union_tag_invalid":
+        msg = f"unknown restart strategy {err['input'] .get('strategy')!r}; use one of: {', '.join(STRATEGY_NAMES)}"
+        line = line_for(lines, (*loc, "strategy"))
+        field = _field_path((*loc, "strategy"))
+    elif kind == "union_tag_not_found":
+        msg = f"missing 'strategy'; use one of: {', '.join(STRATEGY_NAMES)}"
+    else:
+        text = err["msg"].removeprefix("Value error, ")
+        typed = kind.endswith(("_type", "_parsing"))
+        msg = f"{text} (got {err.get('input')!r})" if typed else text
+    return Problem(file=file, line=line, field=field, message=msg)
+
+
+def _cross_checks(data: dict[str, Any], file: str, lines: dict) -> list[Problem]:
+    """Rules across agents, checked on the raw data so they are reported beside field errors."""
+    problems: list[Problem] = []
+
+    def add(loc: tuple[str | int, ...], msg: str) -> None:
+        problems.append(Problem(file=file, line=line_for(lines, loc), field=_field_path(loc), message=msg))
+
+    agents = data.get("agents")
+    if not isinstance(agents, list):
+        return problems
+    entries = [(i, a) for i, a in enumerate(agents) if isinstance(a, dict) and isinstance(a.get("name"), str)]
+    names: dict[str, int] = {}
+    for i, agent in entries:
+        name = agent["name"]
+        if name in names:
+            add(("agents", i, "name"), f"duplicate agent name {name!r} (also agents[{names[name]}]); "
+                "names must be unique")
+        else:
+            names[name] = i
+    graph: dict[str, list[str]] = {}
+    for i, agent in entries:
+        deps = agent.get("depends_on") or []
+        deps = deps if isinstance(deps, list) else []
+        graph.setdefault(agent["name"], [])
+        for j, dep in enumerate(deps):
+            if not isinstance(dep, str):
+                continue
+            if dep == agent["name"]:
+                add(("agents", i, "depends_on", j), "an agent cannot depend on itself; remove it")
+            elif dep not in names:
+                close = difflib.get_close_matches(dep, list(names), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known agents: {', '.join(names)}"
+                add(("agents", i, "depends_on", j), f"unknown agent {dep!r}; {hint}")
+            else:
+                graph[agent["name"]].append(dep)
+        fallback = agent.get("fallback")
+        fb = fallback.get("agent") if isinstance(fallback, dict) else None
+        if isinstance(fb, str):
+            if fb == agent["name"]:
+                add(("agents", i, "fallback", "agent"), "an agent cannot be its own fallback")
+            elif fb not in names:
+                add(("agents", i, "fallback", "agent"), f"unknown agent {fb!r}; known agents: {', '.join(names)}")
+    cycle = _find_cycle(graph)
+    if cycle:
+        add(("agents", names[cycle[0]], "depends_on"),
+            f"depends_on cycle: {' → '.join([*cycle, cycle[0]])}; break one of the links")
+    return problems
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        color[n] = grey
+        stack.append(n)
+        for m in graph.get(n, []):
+            if color[m] == grey:
+                return stack[stack.index(m):]
+            if color[m] == white and (found := visit(m)):
+                return found
+        stack.pop()
+        color[n] = black
+        return None
+
+    for node in graph:
+        if color[node] == white and (found := visit(node)):
+            return found
+    return None
+
+
+def parse_config(text: str, source: Path | None = None) -> Config:
+    """Validate config text; raise :class:`ConfigError` listing every problem."""
+    file = str(source) if source else "<config>"
+    try:
+        data, lines = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError([Problem(file=file, line=exc.line, field="", message=exc.message)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file=file, line=1, field="",
+                                   message="the file must be a YAML mapping with an 'agents' list")])
+    problems = _cross_checks(data, file, lines)
+    try:
+        cfg = Config.model_validate(data)
+        cfg._source = source
+    except ValidationError as exc:
+        problems = [_problem_from_error(e, file, lines) for e in exc.errors()] + problems
+    if problems:
+        problems.sort(key=lambda p: p.line or 0)
+        raise ConfigError(_dedupe(problems))
+    return cfg
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[str] = set()
+    out = []
+    for p in problems:
+        if str(p) not in seen:
+            seen.add(str(p))
+            out.append(p)
+    return out
+
+
+def default_config_path() -> Path:
+    """--config wins; then $GOVHEAL_CONFIG; then ./govheal.yaml; then the bundled demo fleet."""
+    env = os.environ.get("GOVHEAL_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("govheal.yaml")
+    if local.is_file():
+        return local
+    return BUNDLED_EXAMPLE
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(file=str(p), line=None, field="",
+                                   message="file not found; pass --config FILE or set GOVHEAL_CONFIG")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(file=str(p), line=None, field="", message=f"cannot read: {exc}")]) from None
+    return parse_config(text, source=p.resolve())

@@ -1,0 +1,64 @@
+"""SQLite state shared by the remediator and the receiver: one file under the state dir, WAL mode.
+
+Each component owns its tables and migrates them with :func:`migrate`; two processes on one host
+may open the same file (WAL + busy timeout).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+DB_NAME = "govheal.sqlite3"
+
+
+def db_path(state_dir: Path) -> Path:
+    return state_dir / DB_NAME
+
+
+def connect(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
+    """Open (creating parents) with WAL, a busy timeout and autocommit; use ``with tx(conn)`` to group."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class tx:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error); serialises writers across processes."""
+
+    _local = threading.local()
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def migrate(conn: sqlite3.Connection, component: str, steps: Sequence[str]) -> None:
+    """Apply the not-yet-applied ``steps`` (SQL scripts) of ``component`` in order, once each."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    with tx(conn):
+        row = conn.execute("SELECT version FROM schema_version WHERE component = ?", (component,)).fetchone()
+        current = row[0] if row else 0
+        for version, script in enumerate(steps, start=1):
+            if version <= current:
+                continue
+            for statement in filter(None, (s.strip() for s in script.split(";"))):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (component, version) VALUES (?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (component, version),
+            )
