@@ -1,0 +1,1 @@
+"""Verified, bounded, persisted and audited restarts of configured agents."""
