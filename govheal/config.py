@@ -370,11 +370,25 @@ def _first_model(ann: Any) -> type[BaseModel] | None:
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     """Drop pydantic's union tags ("command", "function-after[...]") from an error location."""
     out: list[str | int] = []
+    prev: Any = None
     for part in loc:
-        if isinstance(part, str) and ("[" in part or (part in STRATEGY_NAMES and out and out[-1] == "restart")):
-            continue
-        out.append(part)
+        is_tag = isinstance(part, str) and ("[" in part or (part in STRATEGY_NAMES and prev == "restart"))
+        prev = part
+        if not is_tag:
+            out.append(part)
     return tuple(out)
+
+
+_HINTS: dict[str, str] = {
+    "string_pattern_mismatch": "use letters, digits, '_', '.', '-' (starting with a letter or digit, at most 63)",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+    "int_parsing": "use a whole number",
+    "int_type": "use a whole number",
+    "float_parsing": "use a number",
+    "dict_type": "use a mapping (key: value)",
+    "string_type": "use a string (quote it)",
+}
 
 
 def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
@@ -398,10 +412,28 @@ def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
         field = _field_path((*loc, "strategy"))
     elif kind == "union_tag_not_found":
         msg = f"missing 'strategy'; use one of: {', '.join(STRATEGY_NAMES)}"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{err.get('input')!r} is not a valid name; {_HINTS[kind]}"
+    elif kind == "list_type" and loc[-1] in ("argv",):
+        msg = f"must be a list of arguments, not a shell string (got {err.get('input')!r}); write e.g. [gg, --serve]"
+    elif kind == "list_type":
+        msg = f"must be a list (got {err.get('input')!r}); write e.g. [a, b]"
+    elif kind == "too_short" and loc == ("agents",):
+        msg = "the fleet is empty; add at least one agent under agents:"
+    elif kind == "too_short":
+        msg = f"must not be empty (got {err.get('input')!r})"
+    elif kind == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        msg = f"unknown value {err.get('input')!r}; use one of: {allowed.replace(' or ', ', ')}"
+    elif kind in ("less_than_equal", "greater_than_equal", "greater_than", "less_than"):
+        bound = err["msg"].removeprefix("Input should be ")
+        msg = f"must be {bound} (got {err.get('input')!r})"
     else:
         text = err["msg"].removeprefix("Value error, ")
-        typed = kind.endswith(("_type", "_parsing"))
+        typed = kind.endswith(("_type", "_parsing")) or kind in _HINTS
         msg = f"{text} (got {err.get('input')!r})" if typed else text
+        if kind in _HINTS:
+            msg = f"{msg}; {_HINTS[kind]}"
     return Problem(file=file, line=line, field=field, message=msg)
 
 
