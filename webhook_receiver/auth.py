@@ -1,0 +1,51 @@
+"""Bearer-token auth for the webhook endpoints: one shared secret, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from govheal.config import Config
+from govheal.errors import GovhealError
+
+TOKEN_ENV = "GOVHEAL_WEBHOOK_TOKEN"  # noqa: S105 - the variable name, not a secret
+
+
+class TokenError(GovhealError):
+    exit_code = 2
+
+
+def load_token(config: Config, environ: dict[str, str] | None = None) -> str:
+    """The token from ``receiver.token_file`` (relative to the config) or ``$GOVHEAL_WEBHOOK_TOKEN``.
+
+    The receiver refuses to start without one: an open remediation endpoint restarts things for anyone.
+    """
+    env = os.environ if environ is None else environ
+    spec = config.receiver.token_file
+    if spec:
+        path = config.path(spec)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise TokenError(f"receiver.token_file {path} does not exist; create it with a random token "
+                             f"(e.g. `openssl rand -hex 32 > {path}`) or set {TOKEN_ENV}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenError(f"receiver.token_file {path} cannot be read ({type(exc).__name__}); "
+                             "fix its permissions") from None
+        if not token:
+            raise TokenError(f"receiver.token_file {path} is empty; write a random token into it")
+        return token
+    token = env.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise TokenError(f"no webhook token: set receiver.token_file in the config or {TOKEN_ENV}")
+    return token
+
+
+def bearer_ok(header: str | None, token: str) -> bool | None:
+    """None if no bearer credentials were sent, else whether they match (constant-time)."""
+    if not header:
+        return None
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
