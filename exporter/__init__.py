@@ -1,0 +1,1 @@
+"""The govheal exporter: agent/process health as Prometheus metrics (see docs/exporter.md)."""

@@ -1,0 +1,89 @@
+"""Pure snapshot → metric families, and the collector that does it on every scrape (docs/metrics.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.snapshot import PROBE_REASONS, READ_ERROR_REASONS, AgentSnapshot, Snapshot
+
+AGENT_LABELS = ("agent", "node")
+
+
+def build(snapshot: Snapshot) -> list[Metric]:
+    """Every metric family for one snapshot; no I/O, so a test can feed a hand-made snapshot."""
+    g = GaugeMetricFamily
+    info = g("govheal_agent_info", "Agent metadata; join on (agent, node) for role and criticality.",
+             labels=[*AGENT_LABELS, "role", "critical", "matcher"])
+    up = g("govheal_agent_up", "1 if the agent's process is running (a zombie is not); "
+           "for a remote agent, 1 if its health endpoint answers HTTP.", labels=AGENT_LABELS)
+    healthy = g("govheal_agent_healthy", "1 if the health check passes; equals govheal_agent_up without a check.",
+                labels=AGENT_LABELS)
+    enabled = g("govheal_agent_enabled", "1 if remediation is enabled for the agent (governance switch).",
+                labels=AGENT_LABELS)
+    start = g("govheal_agent_start_time_seconds", "Start time of the agent's process since the Unix epoch.",
+              labels=AGENT_LABELS, unit="seconds")
+    cpu = CounterMetricFamily("govheal_agent_cpu_seconds", "User and system CPU time of the agent's process.",
+                              labels=AGENT_LABELS, unit="seconds")
+    rss = g("govheal_agent_resident_memory_bytes", "Resident memory of the agent's process.",
+            labels=AGENT_LABELS, unit="bytes")
+    pdur = g("govheal_agent_probe_duration_seconds", "Duration of the last health probe (the timeout when it "
+             "timed out).", labels=AGENT_LABELS, unit="seconds")
+    pfail = g("govheal_agent_probe_failure", "1 for the reason the last health probe failed, else 0.",
+              labels=[*AGENT_LABELS, "reason"])
+    pstatus = g("govheal_agent_probe_http_status_code", "HTTP status of the last health probe (0: no answer).",
+                labels=AGENT_LABELS)
+    rerr = CounterMetricFamily("govheal_agent_read_errors", "Process reads that failed, by reason; the scrape "
+                               "still succeeds.", labels=[*AGENT_LABELS, "reason"])
+    for a in snapshot.agents:
+        _agent(a, info, up, healthy, enabled, start, cpu, rss, pdur, pfail, pstatus, rerr)
+    meta_ok = g("govheal_exporter_collector_success", "1 if the reading stage finished without an internal error.",
+                labels=["collector"])
+    meta_dur = g("govheal_exporter_collector_duration_seconds", "Wall time of the reading stage in this scrape.",
+                 labels=["collector"], unit="seconds")
+    for c in snapshot.collectors:
+        meta_ok.add_metric([c.name], 1.0 if c.success else 0.0)
+        meta_dur.add_metric([c.name], c.duration)
+    return [info, up, healthy, enabled, start, cpu, rss, pdur, pfail, pstatus, rerr, meta_ok, meta_dur]
+
+
+def _agent(a: AgentSnapshot, info: GaugeMetricFamily, up: GaugeMetricFamily, healthy: GaugeMetricFamily,
+           enabled: GaugeMetricFamily, start: GaugeMetricFamily, cpu: CounterMetricFamily, rss: GaugeMetricFamily,
+           pdur: GaugeMetricFamily, pfail: GaugeMetricFamily, pstatus: GaugeMetricFamily,
+           rerr: CounterMetricFamily) -> None:
+    key = [a.name, a.node]
+    info.add_metric([*key, a.role, "true" if a.critical else "false", a.matcher], 1.0)
+    up.add_metric(key, float(a.up))
+    healthy.add_metric(key, float(a.healthy))
+    enabled.add_metric(key, float(a.enabled))
+    p = a.process
+    if p is not None and p.running:
+        if p.start_time is not None:
+            start.add_metric(key, p.start_time)
+        if p.cpu_seconds is not None:
+            cpu.add_metric(key, p.cpu_seconds)
+        if p.rss_bytes is not None:
+            rss.add_metric(key, float(p.rss_bytes))
+    if a.probe is not None:
+        pdur.add_metric(key, a.probe.duration)
+        pstatus.add_metric(key, float(a.probe.status or 0))
+        for reason in PROBE_REASONS:
+            pfail.add_metric([*key, reason], 1.0 if a.probe.reason == reason else 0.0)
+    if not a.remote:
+        for reason in READ_ERROR_REASONS:
+            rerr.add_metric([*key, reason], float(a.read_errors.get(reason, 0)))
+
+
+class SnapshotCollector(Collector):
+    """Builds fresh families from ``source()`` on every scrape; register it in a dedicated registry."""
+
+    def __init__(self, source: Callable[[], Snapshot]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from build(self.source())
+
+    def describe(self) -> list[Metric]:
+        return []  # do not scrape at registration time

@@ -1,0 +1,95 @@
+"""Read the fleet once: matchers + psutil + health probes → a frozen :class:`Snapshot`.
+
+The only module that does I/O for a scrape. Probes are started first and run on the pool while the
+process table is read in the calling thread, so a scrape costs max(probes, process reads), not the sum.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from exporter.matchers import MATCHERS, Match, Runner, ScanContext, run_command
+from exporter.probe import Prober
+from exporter.process import ProcessTable
+from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
+from govheal.config import Agent, Config
+
+
+def always_enabled(agent: Agent) -> bool:
+    """The governance switch. Every agent is enabled until the governance issue wires the state store here."""
+    return True
+
+
+class FleetReader:
+    """Call :meth:`read` once per scrape; keeps the probe pool, the psutil cache and error counters."""
+
+    def __init__(self, config: Config, *, prober: Prober | None = None, runner: Runner = run_command,
+                 enabled: Callable[[Agent], bool] = always_enabled,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.prober = prober or Prober(config.exporter.probe_workers)
+        self.runner = runner
+        self.enabled = enabled
+        self.clock = clock
+        self.table = ProcessTable()
+        self.errors: dict[str, Counter[str]] = {a.name: Counter() for a in config.agents}
+        self._lock = threading.Lock()  # concurrent scrapes take turns; probes are never doubled
+
+    def read(self) -> Snapshot:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> Snapshot:
+        agents = self.config.agents
+        checks = {a.name: a.health for a in agents if a.health is not None}
+        t0 = self.clock()
+        batch = self.prober.submit(checks)
+
+        t1 = self.clock()
+        processes, process_ok = self._read_processes(agents)
+        process_stage = CollectorResult("process", process_ok, self.clock() - t1)
+
+        probes: dict[str, ProbeResult] = {}
+        probe_ok = True
+        try:
+            probes = batch.wait(self.config.exporter.scrape_budget)
+        except Exception:  # an internal bug: the agents' probe series go missing, the meta-metric says so
+            probe_ok = False
+        probe_stage = CollectorResult("probe", probe_ok, self.clock() - t0)
+
+        out = []
+        for a in agents:
+            out.append(AgentSnapshot(
+                name=a.name, node=self.config.node_of(a), role=a.role, critical=a.critical,
+                matcher=a.process.kind if a.process else "remote", enabled=bool(self.enabled(a)),
+                process=processes.get(a.name), probe=probes.get(a.name),
+                read_errors=dict(self.errors[a.name]),
+            ))
+        return Snapshot(tuple(out), (process_stage, probe_stage))
+
+    def _read_processes(self, agents: list[Agent]) -> tuple[dict[str, ProcessReading], bool]:
+        ctx = ScanContext(resolve=self.config.path, runner=self.runner)
+        readings: dict[str, ProcessReading] = {}
+        ok = True
+        for a in agents:
+            if a.process is None:
+                continue
+            try:
+                match = MATCHERS[a.process.kind](a.process, ctx)
+                reading, error = (ProcessReading(0, running=False), None) if match.pid is None \
+                    else self.table.read(match.pid)
+            except Exception:  # a bug reading one agent is that agent's error, never a failed scrape
+                ok = False
+                match, reading, error = Match(None, "lookup_failed"), ProcessReading(0, running=False), None
+            for reason in (match.error, error):
+                if reason:
+                    self.errors[a.name][reason] += 1
+            readings[a.name] = reading
+        self.table.end_scrape()
+        return readings, ok
+
+    def close(self) -> None:
+        self.prober.close()

@@ -1,0 +1,81 @@
+"""Frozen snapshots: everything one scrape read, handed to the pure metric builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Why the last health probe failed; every value is exported (0/1) for every agent with a check.
+PROBE_REASONS = ("timeout", "refused", "bad_status", "body_mismatch", "error")
+# Why a process could not be (fully) read; counted per agent, every value pre-created at 0.
+READ_ERROR_REASONS = ("access_denied", "vanished", "lookup_failed")
+
+
+@dataclass(frozen=True)
+class ProcessReading:
+    """One process as seen this scrape; ``running`` is False for a zombie or a vanished PID."""
+
+    pid: int
+    running: bool
+    start_time: float | None = None
+    cpu_seconds: float | None = None
+    rss_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The last HTTP health probe. ``reason`` is one of PROBE_REASONS, or None when it passed."""
+
+    duration: float
+    reason: str | None = None
+    status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def reachable(self) -> bool:
+        """An HTTP answer came back (even a bad one): the endpoint is up."""
+        return self.status is not None
+
+
+@dataclass(frozen=True)
+class AgentSnapshot:
+    name: str
+    node: str
+    role: str
+    critical: bool
+    matcher: str  # pidfile, cmdline, launchd, systemd, port, or "remote"
+    enabled: bool
+    process: ProcessReading | None = None
+    probe: ProbeResult | None = None  # None: no health check configured
+    read_errors: dict[str, int] = field(default_factory=dict)  # cumulative, by READ_ERROR_REASONS
+
+    @property
+    def remote(self) -> bool:
+        return self.matcher == "remote"
+
+    @property
+    def up(self) -> bool:
+        if self.remote:
+            return self.probe is not None and self.probe.reachable
+        return self.process is not None and self.process.running
+
+    @property
+    def healthy(self) -> bool:
+        return self.up if self.probe is None else self.probe.ok
+
+
+@dataclass(frozen=True)
+class CollectorResult:
+    """Meta-metric for one reading stage: did it finish, and how long did it take."""
+
+    name: str
+    success: bool
+    duration: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    agents: tuple[AgentSnapshot, ...]
+    collectors: tuple[CollectorResult, ...] = ()
