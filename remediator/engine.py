@@ -1,20 +1,34 @@
-"""The Remediator: policy + strategies + verification + store + audit + metrics, one action per agent."""
+"""The Remediator: policy + strategies + verification + store + audit + metrics, one action per agent.
+
+``submit`` is blocking. For a ``restart`` it: rejects unknown agents; skips paused/disabled agents and
+agents without a restart; dedupes by incident; takes the agent's lock (threads) and lease (processes);
+waits (bounded) for ``depends_on`` agents that are down; returns ``already_recovered`` if the agent is
+healthy now; otherwise restarts and verifies, with backoff between attempts, until healed or the budget
+is spent, which opens the circuit (a CRIT event) and runs the failover when one is configured.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
-from govheal.config import Config
-from remediator.api import Event, Request, Result
+from prometheus_client import CollectorRegistry
 
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+from govheal.config import Agent, CommandRestart, Config, PolicySpec
+from govheal.store import db_path
+from remediator import policy as pol
+from remediator.api import ACTIONS, Event, RemediationError, Request, Result, UnknownAgent
+from remediator.audit import AuditLog
+from remediator.diagnostics import capture
+from remediator.metrics import RemediatorMetrics
+from remediator.store import DONE, IN_PROGRESS, Incident, Store
+from remediator.strategies import Strategy, StrategyError, default_strategies
+from remediator.verify import Observation, find_pid, observe, verify
 
-    from remediator.audit import AuditLog
-    from remediator.store import Store
-    from remediator.strategies import Strategy
+LEASE_POLL = 0.1
+FAILOVER_COMMAND_TIMEOUT = 30.0
 
 
 class Remediator:
@@ -28,24 +42,379 @@ class Remediator:
         registry: CollectorRegistry | None = None,
         audit: AuditLog | None = None,
         strategies: Mapping[str, Strategy] | None = None,
+        look: Callable[[Config, Agent], Observation] = observe,
     ) -> None:
-        raise NotImplementedError("remediator engine: in progress")
+        self.config = config
+        self.store = store if store is not None else Store(db_path(config.state_path))
+        self.clock = clock
+        self.sleep = sleep
+        self.audit = audit if audit is not None else AuditLog(config.path(config.telemetry_log))
+        self.strategies: Mapping[str, Strategy] = strategies if strategies is not None else default_strategies()
+        self.look = look
+        self.owner = self.store.new_owner()
+        self._locks = {a.name: threading.Lock() for a in config.agents}
+        self._listeners: list[Callable[[Event], None]] = []
+        self.metrics = RemediatorMetrics(config, registry, self.circuit_state) if registry is not None else None
+
+    # -- public -------------------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """``listener`` is called for every Event (progress "restarting", then the outcome)."""
+        self._listeners.append(listener)
+
+    def circuit_state(self, agent: str) -> str:
+        a = self._agent(agent)
+        return pol.refresh(self._policy(a), self.store.circuit(a.name), self.clock()).state
 
     def submit(self, req: Request, *, dry_run: bool = False) -> Result:
         """Blocking; one action per agent at a time (across threads and processes)."""
-        raise NotImplementedError
+        agent = self._agent(req.agent)
+        if req.action not in ACTIONS:
+            raise RemediationError(f"unknown action {req.action!r}; use one of: {', '.join(ACTIONS)}")
+        if dry_run:
+            return self._result(agent, req, "skipped", reason="dry run: " + self.plan(req), circuit=None)
+        start = self.clock()
+        skip = self._skip_reason(agent, req)
+        if skip is not None:
+            label, why = skip
+            return self._finish(agent, req, "skipped", start, reason=why, skip_label=label)
+        pid = find_pid(self.config, agent)
+        inc, created = self.store.open_incident(agent.name, req.incident, start, pid, req.reason, req.source)
+        if not created and (dup := self._duplicate(inc)):
+            return self._finish(agent, req, "duplicate", start, reason=dup)
+        lock = self._locks[agent.name]
+        with lock:
+            holder = self._acquire_lease(agent)
+            if holder is not None:
+                return self._finish(agent, req, "skipped", start, skip_label="busy",
+                                    reason=f"another process ({holder}) is acting on {agent.name}")
+            try:
+                current = self.store.incident(agent.name, req.incident)
+                if current is not None and current.status != IN_PROGRESS:
+                    return self._finish(agent, req, "duplicate", start,
+                                        reason=f"incident already handled: {current.outcome}")
+                self._gauge(agent, 1)
+                if req.action == "failover":
+                    outcome, reason, old, new, diag = self._failover(agent, req, pid)
+                else:
+                    outcome, reason, old, new, diag = self._restart(agent, req, inc)
+                self.store.finish_incident(agent.name, req.incident, outcome, self.clock())
+                return self._finish(agent, req, outcome, start, reason=reason, old_pid=old, new_pid=new,
+                                    diagnostics=diag, timed=True)
+            finally:
+                self._gauge(agent, 0)
+                self.store.release_lease(agent.name, self.owner)
 
     def resolve(self, agent: str, incident: str) -> None:
-        """The alert resolved: close the incident."""
-        raise NotImplementedError
-
-    def subscribe(self, listener: Callable[[Event], None]) -> None:
-        """``listener`` is called for every Event (progress "restarting", then the outcome)."""
-        raise NotImplementedError
+        """The alert resolved: close the incident; the healthy period (→ closed circuit) starts now."""
+        a = self._agent(agent)
+        now = self.clock()
+        closed = self.store.close_incident(a.name, incident, now)
+        with self._locks[a.name]:
+            state = pol.on_healthy(self.store.circuit(a.name), now)
+            self.store.save_circuit(a.name, state)
+        self._emit(a, incident, "resolve", "resolved" if closed else "resolved_unknown", 0.0,
+                   reason="alert resolved", circuit=state.state)
 
     def plan(self, req: Request) -> str:
-        """What submit would do (for --dry-run)."""
-        raise NotImplementedError
+        """What submit would do (for --dry-run); acts on nothing."""
+        agent = self._agent(req.agent)
+        p = self._policy(agent)
+        now = self.clock()
+        state = pol.refresh(p, self.store.circuit(agent.name), now)
+        obs = self.look(self.config, agent)
+        status = "healthy" if obs.healthy else "unhealthy"
+        detail = f", {obs.reason}" if obs.reason else ""
+        lines = [f"agent {agent.name} on {self.config.node_of(agent)}: {status} (pid {obs.pid or '-'}{detail})"]
+        skip = self._skip_reason(agent, req)
+        if skip is not None:
+            lines.append(f"would skip: {skip[1]}")
+            return "\n".join(lines)
+        if req.action == "failover":
+            lines.append(f"would run the failover: {self._describe_fallback(agent)}")
+            return "\n".join(lines)
+        lines.append(f"circuit {state.state}; {len(pol.in_window(p, state, now))}/{p.budget} restarts used in the "
+                     f"last {p.budget_window:g}s; next backoff {pol.backoff(p, state.streak):g}s")
+        for dep in agent.depends_on:
+            d = self.config.agent(dep)
+            up = self.look(self.config, d).healthy
+            lines.append(f"depends on {dep}: {'up' if up else 'DOWN: would wait for it'}")
+        if obs.healthy:
+            lines.append("would record already_recovered and not restart")
+            return "\n".join(lines)
+        decision = pol.decide(p, state, now)
+        if not decision.allow:
+            lines.append(f"would not restart: {decision.reason}")
+            if agent.fallback:
+                lines.append(f"would run the failover: {self._describe_fallback(agent)}")
+            return "\n".join(lines)
+        lines.append(f"would restart with {self._describe_restart(agent)}")
+        lines.append(f"then verify: {p.verify_successes} healthy observations in a row, every "
+                     f"{p.verify_interval:g}s, within start_grace {agent.start_grace:g}s")
+        return "\n".join(lines)
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.audit.close()
+        self.store.close()
+
+    # -- the restart loop ---------------------------------------------------------------------------
+    def _restart(self, agent: Agent, req: Request, inc: Incident) -> tuple[str, str, int | None, int | None, dict]:
+        p = self._policy(agent)
+        self._wait_dependencies(agent, req)
+        with self.store.lock:
+            state = pol.on_incident(p, self.store.circuit(agent.name), self.clock())
+            self.store.save_circuit(agent.name, state)
+        obs = self.look(self.config, agent)
+        old_pid = inc.first_pid or obs.pid
+        if obs.healthy:
+            self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
+            why = "healthy when we came to act" + (f" (pid {old_pid} → {obs.pid})" if old_pid != obs.pid else "")
+            return "already_recovered", why, old_pid, obs.pid, {}
+        diagnostics: dict = {}
+        last_reason = ""
+        while True:
+            now = self.clock()
+            state = pol.refresh(p, state, now)
+            decision = pol.decide(p, state, now)
+            if not decision.allow:
+                if decision.opened or state.state != pol.OPEN:
+                    state = pol.opened(state, now)
+                    self.store.save_circuit(agent.name, state)
+                reason = f"CRIT {decision.reason}" + (f"; last failure: {last_reason}" if last_reason else "")
+                return self._circuit_open(agent, req, reason, old_pid, obs.pid, diagnostics)
+            if decision.wait > 0:
+                self._emit(agent, req.incident, "restart", "backoff", 0.0, reason=f"waiting {decision.wait:.2f}s "
+                           f"before restart {state.streak + 1}", old_pid=obs.pid, circuit=state.state)
+                self.sleep(decision.wait)
+                obs = self.look(self.config, agent)
+                if obs.healthy:
+                    self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
+                    return "already_recovered", "healthy again during the backoff", old_pid, obs.pid, diagnostics
+            self._acquire_lease(agent)  # renew
+            pid = find_pid(self.config, agent)
+            if pid is not None:
+                log = agent.log_file or (agent.restart.log_file if isinstance(agent.restart, CommandRestart)
+                                         else None)
+                diagnostics = capture(pid, self.config.path(log) if log else None)
+            now = self.clock()
+            state = pol.on_attempt(state, now)
+            attempt_id = self.store.start_attempt(agent.name, req.incident, "restart", now, pid, state)
+            attempt_no = self._attempts(agent, req)
+            self._emit(agent, req.incident, "restart", "restarting", 0.0, old_pid=pid, attempt=attempt_no,
+                       circuit=state.state, diagnostics=diagnostics,
+                       reason=f"{req.reason or 'requested'}; {decision.reason}; {obs.reason}".strip("; "))
+            healed, new_pid, reason = self._attempt(agent, pid, p)
+            done = self.clock()
+            state = pol.on_result(p, pol.refresh(p, state, done), done, healed)
+            self.store.save_circuit(agent.name, state)
+            self.store.finish_attempt(attempt_id, done, "healed" if healed else "failed", new_pid, reason)
+            if healed:
+                return "healed", reason, old_pid, new_pid, diagnostics
+            last_reason = reason
+            self._emit(agent, req.incident, "restart", "failed", done - now, old_pid=pid, new_pid=new_pid,
+                       attempt=attempt_no, circuit=state.state, reason=reason)
+            obs = Observation(new_pid, False, reason)
+            if state.state == pol.OPEN:
+                return self._circuit_open(agent, req, f"CRIT circuit opened after {attempt_no} failed restart(s): "
+                                          f"{reason}", old_pid, new_pid, diagnostics)
+
+    def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str]:
+        assert agent.restart is not None
+        strategy = self.strategies[agent.restart.strategy]
+        try:
+            out = strategy.restart(self.config, agent, pid)
+        except StrategyError as exc:
+            return False, None, f"{agent.restart.strategy}: {exc}"
+        v = verify(self.config, agent, successes=p.verify_successes, interval=p.verify_interval,
+                   grace=agent.start_grace, clock=self.clock, sleep=self.sleep, look=self.look)
+        return v.healed, v.pid or out.new_pid, f"{out.detail}; {v.reason}"
+
+    def _circuit_open(self, agent: Agent, req: Request, reason: str, old: int | None, new: int | None,
+                      diag: dict) -> tuple[str, str, int | None, int | None, dict]:
+        self._emit(agent, req.incident, "restart", "circuit_open", 0.0, reason=reason, old_pid=old, new_pid=new,
+                   circuit=pol.OPEN, attempt=self._attempts(agent, req))
+        if agent.fallback is None:
+            return "circuit_open", reason, old, new, diag
+        outcome, why, _, fb_pid, _ = self._failover(agent, req, new)
+        return outcome, f"{reason}; failover: {why}", old, fb_pid, diag
+
+    # -- failover -----------------------------------------------------------------------------------
+    def _failover(self, agent: Agent, req: Request, pid: int | None) -> tuple[str, str, int | None, int | None, dict]:
+        fb = agent.fallback
+        if fb is None:
+            return "failover_failed", "no fallback configured", pid, None, {}
+        start = self.clock()
+        self._emit(agent, req.incident, "failover", "failover_running", 0.0, reason=self._describe_fallback(agent),
+                   old_pid=pid, circuit=self.circuit_state(agent.name))
+        notes: list[str] = []
+        new_pid = None
+        try:
+            if fb.agent:
+                target = self.config.agent(fb.agent)
+                if self.look(self.config, target).healthy:
+                    notes.append(f"fallback agent {target.name} already healthy")
+                    new_pid = find_pid(self.config, target)
+                else:
+                    if target.restart is None:
+                        raise StrategyError(f"fallback agent {target.name} has no restart to start it with")
+                    out = self.strategies[target.restart.strategy].start(self.config, target)
+                    tp = self._policy(target)
+                    v = verify(self.config, target, successes=tp.verify_successes, interval=tp.verify_interval,
+                               grace=target.start_grace, clock=self.clock, sleep=self.sleep, look=self.look)
+                    if not v.healed:
+                        raise StrategyError(f"fallback agent {target.name}: {v.reason}")
+                    new_pid = v.pid or out.new_pid
+                    notes.append(f"started fallback agent {target.name} (pid {new_pid})")
+            if fb.argv:
+                self._run_fallback_command(fb.argv)
+                notes.append(f"ran {fb.argv[0]}")
+        except StrategyError as exc:
+            reason = "; ".join([*notes, str(exc)])
+            self._emit(agent, req.incident, "failover", "failover_failed", self.clock() - start, reason=reason,
+                       old_pid=pid, new_pid=new_pid)
+            return "failover_failed", reason, pid, new_pid, {}
+        reason = "; ".join(notes) + (f" ({fb.note})" if fb.note else "")
+        self._emit(agent, req.incident, "failover", "failover_started", self.clock() - start, reason=reason,
+                   old_pid=pid, new_pid=new_pid)
+        return "failover_started", reason, pid, new_pid, {}
+
+    def _run_fallback_command(self, argv: list[str]) -> None:
+        import subprocess
+
+        cwd = self.config.source.parent if self.config.source else None
+        try:
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=FAILOVER_COMMAND_TIMEOUT,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except FileNotFoundError:
+            raise StrategyError(f"fallback command {argv[0]} not found") from None
+        except subprocess.TimeoutExpired:
+            raise StrategyError(f"fallback command {argv[0]} timed out after {FAILOVER_COMMAND_TIMEOUT:g}s") from None
+        if proc.returncode != 0:
+            raise StrategyError(f"fallback command {argv[0]} exited {proc.returncode}")
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _agent(self, name: str) -> Agent:
+        for a in self.config.agents:
+            if a.name == name:
+                return a
+        raise UnknownAgent(name, [a.name for a in self.config.agents])
+
+    def _policy(self, agent: Agent) -> PolicySpec:
+        return self.config.policy_for(agent)
+
+    def _skip_reason(self, agent: Agent, req: Request) -> tuple[str, str] | None:
+        sw = self.store.switches(agent.name, self.clock())
+        for label, on in (("disabled", sw.disabled), ("paused", sw.paused)):
+            if on:
+                who = f" by {sw.owner}" if sw.owner else ""
+                why = f": {sw.reason}" if sw.reason else ""
+                until = f" until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(sw.expires_at))}" \
+                    if sw.expires_at else ""
+                return label, f"{agent.name} is {label}{who}{until}{why}"
+        if req.action == "restart" and agent.restart is None:
+            return "no_restart_configured", f"{agent.name} has no restart configured (add restart: to its config)"
+        if req.action == "failover" and agent.fallback is None:
+            return "no_fallback_configured", f"{agent.name} has no fallback configured (add fallback: to its config)"
+        return None
+
+    def _duplicate(self, inc: Incident) -> str | None:
+        if inc.status == IN_PROGRESS:
+            holder = self.store.lease_holder(inc.agent, self.clock())
+            # a live holder is working on it; none means it was interrupted (crash): resume it
+            return f"incident in progress ({holder})" if holder else None
+        return f"incident already handled: {inc.outcome}" if inc.status == DONE else "incident already resolved"
+
+    def _lease_ttl(self, agent: Agent) -> float:
+        p = self._policy(agent)
+        stop = agent.restart.stop_timeout if isinstance(agent.restart, CommandRestart) else 30.0
+        return agent.start_grace + p.backoff_max + stop + 60.0
+
+    def _acquire_lease(self, agent: Agent) -> str | None:
+        """Take (or renew) the agent's lease, waiting up to one lease TTL for another process."""
+        ttl = self._lease_ttl(agent)
+        deadline = time.monotonic() + ttl
+        while True:
+            holder = self.store.acquire_lease(agent.name, self.owner, self.clock(), ttl)
+            if holder is None or time.monotonic() >= deadline:
+                return holder
+            time.sleep(LEASE_POLL)
+
+    def _wait_dependencies(self, agent: Agent, req: Request) -> None:
+        """Wait (bounded by each dependency's start_grace, twice) for ``depends_on`` agents that are down."""
+        for name in agent.depends_on:
+            dep = self.config.agent(name)
+            if self.look(self.config, dep).healthy:
+                continue
+            bound = 2 * dep.start_grace
+            self._emit(agent, req.incident, "restart", "waiting", 0.0,
+                       reason=f"dependency {name} is down; waiting up to {bound:g}s for it first")
+            deadline = time.monotonic() + bound
+            while time.monotonic() < deadline and not self.look(self.config, dep).healthy:
+                time.sleep(self._policy(dep).verify_interval)
+
+    def _attempts(self, agent: Agent, req: Request) -> int:
+        inc = self.store.incident(agent.name, req.incident)
+        return inc.attempts if inc else 0
+
+    def _gauge(self, agent: Agent, value: int) -> None:
+        if self.metrics:
+            self.metrics.in_progress.labels(agent.name, self.config.node_of(agent)).set(value)
+
+    def _describe_restart(self, agent: Agent) -> str:
+        spec = agent.restart
+        if spec is None:
+            return "nothing (no restart configured)"
+        if isinstance(spec, CommandRestart):
+            return (f"command: SIGTERM, wait {spec.stop_timeout:g}s, SIGKILL the group; then start {spec.argv} "
+                    f"detached" + (f", log {spec.log_file}" if spec.log_file else ""))
+        return f"{spec.strategy}: {spec.model_dump(exclude={'strategy'})}"
+
+    def _describe_fallback(self, agent: Agent) -> str:
+        fb = agent.fallback
+        if fb is None:
+            return "none configured"
+        parts = ([f"start agent {fb.agent}"] if fb.agent else []) + ([f"run {fb.argv}"] if fb.argv else [])
+        return " and ".join(parts) + (f" ({fb.note})" if fb.note else "")
+
+    def _emit(self, agent: Agent, incident: str, action: str, outcome: str, duration: float, *, reason: str = "",
+              old_pid: int | None = None, new_pid: int | None = None, attempt: int = 0, circuit: str | None = None,
+              diagnostics: dict | None = None) -> Event:
+        ev = Event(time=self.clock(), agent=agent.name, node=self.config.node_of(agent), incident=incident,
+                   action=action, outcome=outcome, duration_seconds=round(duration, 4), old_pid=old_pid,
+                   new_pid=new_pid, reason=reason, attempt=attempt,
+                   circuit=circuit or self.circuit_state(agent.name), diagnostics=diagnostics or {})
+        self.audit.write(ev)
+        for listener in list(self._listeners):
+            try:
+                listener(ev)
+            except Exception as exc:  # a broken listener must not stop a remediation; record it
+                why = f"{type(exc).__name__}: {exc}"
+                self.audit.write(dataclasses.replace(ev, outcome="listener_error", reason=why))
+        return ev
+
+    def _result(self, agent: Agent, req: Request, outcome: str, *, reason: str = "", duration: float = 0.0,
+                old_pid: int | None = None, new_pid: int | None = None, diagnostics: dict | None = None,
+                circuit: str | None = "") -> Result:
+        return Result(agent=agent.name, node=self.config.node_of(agent), incident=req.incident, action=req.action,
+                      outcome=outcome, attempts=self._attempts(agent, req), duration_seconds=round(duration, 4),
+                      old_pid=old_pid, new_pid=new_pid, reason=reason,
+                      circuit=self.circuit_state(agent.name) if circuit is not None else "closed",
+                      diagnostics=diagnostics or {})
+
+    def _finish(self, agent: Agent, req: Request, outcome: str, start: float, *, reason: str = "",
+                old_pid: int | None = None, new_pid: int | None = None, diagnostics: dict | None = None,
+                skip_label: str | None = None, timed: bool = False) -> Result:
+        duration = self.clock() - start
+        result = self._result(agent, req, outcome, reason=reason, duration=duration, old_pid=old_pid,
+                              new_pid=new_pid, diagnostics=diagnostics)
+        self._emit(agent, req.incident, req.action, outcome, duration, reason=reason, old_pid=old_pid,
+                   new_pid=new_pid, attempt=result.attempts, circuit=result.circuit, diagnostics=diagnostics)
+        if self.metrics:
+            node = self.config.node_of(agent)
+            self.metrics.remediations.labels(agent.name, node, req.action, outcome).inc()
+            if timed:
+                self.metrics.duration.labels(agent.name, node, req.action).observe(duration)
+            label = skip_label or ("circuit_open" if outcome == "circuit_open" else None)
+            if label:
+                self.metrics.skips.labels(agent.name, node, label).inc()
+        return result
+

@@ -1,0 +1,225 @@
+"""The remediator's tables (``rem_*``) in the shared SQLite file: incidents, attempts, circuits, switches, leases.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (:class:`govheal.store.tx`), so two processes on one
+host serialise. A lease row per agent means only one process acts on an agent at a time; a lease whose
+owner process is gone (SIGKILL) or whose time ran out can be taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from govheal.store import connect, migrate, tx
+from remediator.policy import CircuitState
+
+SCHEMA = [
+    """
+    CREATE TABLE rem_incidents (
+        agent TEXT NOT NULL, incident TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT,
+        opened_at REAL NOT NULL, updated_at REAL NOT NULL, first_pid INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (agent, incident));
+    CREATE TABLE rem_attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, incident TEXT NOT NULL, action TEXT NOT NULL,
+        started_at REAL NOT NULL, finished_at REAL, outcome TEXT, old_pid INTEGER, new_pid INTEGER,
+        reason TEXT NOT NULL DEFAULT '');
+    CREATE INDEX rem_attempts_agent ON rem_attempts (agent, started_at);
+    CREATE TABLE rem_circuits (agent TEXT PRIMARY KEY, state TEXT NOT NULL, data TEXT NOT NULL);
+    CREATE TABLE rem_switches (
+        agent TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,
+        owner TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', expires_at REAL);
+    CREATE TABLE rem_leases (agent TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        expires_at REAL NOT NULL)
+    """,
+]
+
+IN_PROGRESS = "in_progress"
+DONE = "done"
+CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Governance switches for one agent (the writer comes with the governance issue)."""
+
+    paused: bool = False
+    disabled: bool = False
+    owner: str = ""
+    reason: str = ""
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    agent: str
+    incident: str
+    status: str  # in_progress | done | closed
+    outcome: str | None
+    opened_at: float
+    first_pid: int | None
+    attempts: int
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        self.lock = threading.RLock()  # one connection shared by threads: one statement group at a time
+        self.host = socket.gethostname()
+        with self.lock:
+            migrate(self.conn, "remediator", SCHEMA)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    # -- switches -----------------------------------------------------------------------------------
+    def switches(self, agent: str, now: float) -> Switches:
+        """Paused/disabled for ``agent``; an expired switch reads as off."""
+        with self.lock:
+            row = self.conn.execute("SELECT * FROM rem_switches WHERE agent = ?", (agent,)).fetchone()
+        if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+            return Switches()
+        return Switches(bool(row["paused"]), bool(row["disabled"]), row["owner"], row["reason"], row["expires_at"])
+
+    def set_switches(self, agent: str, sw: Switches) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute(
+                "INSERT INTO rem_switches (agent, paused, disabled, owner, reason, expires_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET paused=excluded.paused, disabled=excluded.disabled, "
+                "owner=excluded.owner, reason=excluded.reason, expires_at=excluded.expires_at",
+                (agent, int(sw.paused), int(sw.disabled), sw.owner, sw.reason, sw.expires_at))
+
+    # -- circuits -----------------------------------------------------------------------------------
+    def circuit(self, agent: str) -> CircuitState:
+        with self.lock:
+            row = self.conn.execute("SELECT data FROM rem_circuits WHERE agent = ?", (agent,)).fetchone()
+        if row is None:
+            return CircuitState()
+        data = json.loads(row["data"])
+        data["attempts"] = tuple(data.get("attempts", ()))
+        return CircuitState(**data)
+
+    def save_circuit(self, agent: str, state: CircuitState) -> None:
+        with self.lock, tx(self.conn):
+            self._save_circuit(agent, state)
+
+    def _save_circuit(self, agent: str, state: CircuitState) -> None:
+        data = asdict(state)
+        data["attempts"] = list(state.attempts)
+        self.conn.execute(
+            "INSERT INTO rem_circuits (agent, state, data) VALUES (?,?,?) "
+            "ON CONFLICT(agent) DO UPDATE SET state=excluded.state, data=excluded.data",
+            (agent, state.state, json.dumps(data)))
+
+    # -- incidents ----------------------------------------------------------------------------------
+    def incident(self, agent: str, incident: str) -> Incident | None:
+        with self.lock:
+            row = self.conn.execute("SELECT * FROM rem_incidents WHERE agent = ? AND incident = ?",
+                                    (agent, incident)).fetchone()
+        return None if row is None else _incident(row)
+
+    def open_incident(self, agent: str, incident: str, now: float, pid: int | None, reason: str,
+                      source: str) -> tuple[Incident, bool]:
+        """Create the incident if new; returns (incident, created)."""
+        with self.lock, tx(self.conn):
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO rem_incidents (agent, incident, status, opened_at, updated_at, first_pid, "
+                "reason, source) VALUES (?,?,?,?,?,?,?,?)",
+                (agent, incident, IN_PROGRESS, now, now, pid, reason, source))
+            row = self.conn.execute("SELECT * FROM rem_incidents WHERE agent = ? AND incident = ?",
+                                    (agent, incident)).fetchone()
+        return _incident(row), cur.rowcount == 1
+
+    def finish_incident(self, agent: str, incident: str, outcome: str, now: float) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute("UPDATE rem_incidents SET status = ?, outcome = ?, updated_at = ? "
+                              "WHERE agent = ? AND incident = ? AND status != ?",
+                              (DONE, outcome, now, agent, incident, CLOSED))
+
+    def reopen_incident(self, agent: str, incident: str, now: float) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute("UPDATE rem_incidents SET status = ?, updated_at = ? WHERE agent = ? AND incident = ?",
+                              (IN_PROGRESS, now, agent, incident))
+
+    def close_incident(self, agent: str, incident: str, now: float) -> bool:
+        with self.lock, tx(self.conn):
+            cur = self.conn.execute("UPDATE rem_incidents SET status = ?, updated_at = ? WHERE agent = ? AND "
+                                    "incident = ?", (CLOSED, now, agent, incident))
+        return cur.rowcount == 1
+
+    # -- attempts -----------------------------------------------------------------------------------
+    def start_attempt(self, agent: str, incident: str, action: str, now: float, old_pid: int | None,
+                      circuit: CircuitState) -> int:
+        """Record the attempt and the circuit together, before acting (a crash mid-restart still counts)."""
+        with self.lock, tx(self.conn):
+            cur = self.conn.execute(
+                "INSERT INTO rem_attempts (agent, incident, action, started_at, old_pid) VALUES (?,?,?,?,?)",
+                (agent, incident, action, now, old_pid))
+            self.conn.execute("UPDATE rem_incidents SET attempts = attempts + 1, updated_at = ? "
+                              "WHERE agent = ? AND incident = ?", (now, agent, incident))
+            self._save_circuit(agent, circuit)
+            return int(cur.lastrowid or 0)
+
+    def finish_attempt(self, attempt_id: int, now: float, outcome: str, new_pid: int | None, reason: str) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute("UPDATE rem_attempts SET finished_at = ?, outcome = ?, new_pid = ?, reason = ? "
+                              "WHERE id = ?", (now, outcome, new_pid, reason, attempt_id))
+
+    def attempts(self, agent: str, incident: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM rem_attempts WHERE agent = ?", [agent]
+        if incident is not None:
+            sql, args = sql + " AND incident = ?", [*args, incident]
+        with self.lock:
+            return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    # -- leases -------------------------------------------------------------------------------------
+    def new_owner(self) -> str:
+        return f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def acquire_lease(self, agent: str, owner: str, now: float, ttl: float) -> str | None:
+        """Take the agent's lease; returns None on success, else who holds it."""
+        with self.lock, tx(self.conn):
+            row = self.conn.execute("SELECT * FROM rem_leases WHERE agent = ?", (agent,)).fetchone()
+            if row is not None and row["owner"] != owner and row["expires_at"] > now and not self._stale(row):
+                return str(row["owner"])
+            self.conn.execute(
+                "INSERT INTO rem_leases (agent, owner, host, pid, expires_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET owner=excluded.owner, host=excluded.host, pid=excluded.pid, "
+                "expires_at=excluded.expires_at", (agent, owner, self.host, os.getpid(), now + ttl))
+        return None
+
+    def _stale(self, row) -> bool:
+        """Held by a process on this host that is gone (SIGKILLed mid-incident)."""
+        return row["host"] == self.host and not _alive(int(row["pid"]))
+
+    def release_lease(self, agent: str, owner: str) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute("DELETE FROM rem_leases WHERE agent = ? AND owner = ?", (agent, owner))
+
+    def lease_holder(self, agent: str, now: float) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT * FROM rem_leases WHERE agent = ?", (agent,)).fetchone()
+        if row is None or row["expires_at"] <= now or self._stale(row):
+            return None
+        return str(row["owner"])
+
+
+def _incident(row) -> Incident:
+    return Incident(row["agent"], row["incident"], row["status"], row["outcome"], row["opened_at"],
+                    row["first_pid"], row["attempts"])
