@@ -1,20 +1,36 @@
-"""The alert bridge: durable, paced, merged delivery of :class:`Notice` to Discord and Telegram."""
+"""The alert bridge: durable, paced, merged delivery of :class:`Notice` to Discord and Telegram.
+
+``notify`` only writes the outbox (SQLite, tables ``outbox_*``) and wakes the channel workers; the
+workers (``outbox.ChannelWorker``) do all network I/O. See docs/notifications.md.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import requests
 from prometheus_client import CollectorRegistry
 
-from govheal.config import Config
+from govheal.config import ChannelSpec, Config
+from govheal.store import connect
 
-from .model import Notice, Severity
+from .metrics import BridgeMetrics
+from .model import Notice, Severity, severity_at_least
+from .notifiers import NOTIFIERS
+from .outbox import ChannelWorker, Outbox
 from .secrets import Secrets
 
 __all__ = ["Bridge", "Notice", "Secrets", "Severity"]
+
+
+def _db_file(conn: sqlite3.Connection) -> str:
+    for row in conn.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main":
+            return row[2] or ""
+    return ""
 
 
 class Bridge:
@@ -29,22 +45,72 @@ class Bridge:
         http: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         secrets: Secrets | None = None,
+        pacing: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+        probe_interval: float = 60.0,
     ) -> None:
-        raise NotImplementedError  # filled in shortly
+        """``pacing`` overrides a channel's rate windows ``[(count, seconds)]`` (tests, benchmarks)."""
+        self.config = config
+        self.clock = clock
+        self.secrets = secrets if secrets is not None else Secrets.load(config)
+        self.channels: dict[str, ChannelSpec] = {n: s for n, s in config.notifications.channels.items() if s.enabled}
+        # our own connection to the same file, so our transactions never interleave with the caller's
+        path = _db_file(conn)
+        self.outbox = Outbox(connect(Path(path)) if path else conn)
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = BridgeMetrics(self.registry, self.channels, lambda: self.outbox.stats(self.clock()))
+        self.http = http or requests.Session()
+        pacing = pacing or {}
+        self.workers: dict[str, ChannelWorker] = {}
+        for name, spec in self.channels.items():
+            notifier = NOTIFIERS[spec.type](spec, self.secrets.channel(name), self.http,
+                                            redact=self.secrets.redact, pacing=pacing.get(name))
+            self.workers[name] = ChannelWorker(name, notifier, self.outbox, self.metrics, clock, self._fallback,
+                                               probe_interval=probe_interval)
+        self._started = False
+
+    def _fallback(self, failed: str) -> list[str]:
+        return [n for n, w in self.workers.items() if n != failed and not w.degraded]
+
+    def routes(self, notice: Notice) -> list[str]:
+        """Channels that want this notice (min_severity), plus fallbacks for degraded ones."""
+        wanted = [n for n, s in self.channels.items() if severity_at_least(notice.severity, s.min_severity)]
+        extra = [f for n in wanted if self.workers[n].degraded for f in self._fallback(n)]
+        return list(dict.fromkeys(wanted + extra))
 
     def notify(self, notice: Notice) -> None:
         """Durably enqueue for every channel that wants it; never blocks on the network."""
-        raise NotImplementedError
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self, timeout: float = 5.0) -> None:
-        raise NotImplementedError
+        self._enqueue(self.routes(notice), notice, direct=False)
 
     def send_direct(self, notice: Notice) -> None:
-        """Dead-man's switch path: same outbox, flagged, no dependency on Alertmanager."""
-        raise NotImplementedError
+        """Dead-man's switch path: every channel, ahead of the queue, no dependency on Alertmanager."""
+        self._enqueue(list(self.channels), notice, direct=True)
+
+    def _enqueue(self, channels: list[str], notice: Notice, *, direct: bool) -> None:
+        if not channels:
+            return
+        accepted = notice.created or self.clock()
+        self.outbox.enqueue(channels, notice, accepted, direct=direct)
+        for ch in channels:
+            self.workers[ch].wake.set()
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for w in self.workers.values():
+            w.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for w in self.workers.values():
+            w.stop()
+        for w in self.workers.values():
+            if w.is_alive():
+                w.join(max(0.0, deadline - time.monotonic()))
 
     def depth(self) -> dict[str, int]:
-        raise NotImplementedError
+        stats = self.outbox.stats(self.clock())
+        return {ch: stats.get(ch, (0, 0.0))[0] for ch in self.channels}
+
+    def degraded(self) -> dict[str, bool]:
+        return {n: w.degraded for n, w in self.workers.items()}

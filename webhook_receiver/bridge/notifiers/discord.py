@@ -1,0 +1,62 @@
+"""Discord webhook notifier: embeds, ``?wait=true`` for the message id, PATCH to edit, header-driven pacing."""
+
+from __future__ import annotations
+
+import requests
+
+from .. import render
+from ..model import Notice
+from .base import CHANNEL, EDIT_FAILED, MessageRef, Notifier, NotifyError
+
+# Undocumented per-webhook budget (Discord staff, discord-api-docs#367): 5 requests per 2 s.
+WEBHOOK_BUCKET = ((5, 2.0),)
+UNKNOWN_WEBHOOK = 10015
+UNKNOWN_MESSAGE = 10008
+
+
+class DiscordNotifier(Notifier):
+    type = "discord"
+    default_pacing = WEBHOOK_BUCKET
+
+    def pack(self, notices: list[Notice]) -> int:
+        return render.pack_discord(notices)
+
+    def render(self, notices: list[Notice]) -> dict:
+        return render.discord_payload(notices)
+
+    def send(self, rendered: dict) -> MessageRef:
+        resp = self.request("POST", self.url, params={"wait": "true"}, json=rendered)
+        return self._ref(resp, editing=False)
+
+    def edit(self, ref: MessageRef, rendered: dict) -> MessageRef:
+        resp = self.request("PATCH", f"{self.url}/messages/{ref.id}", json=rendered)
+        return self._ref(resp, editing=True)
+
+    @property
+    def url(self) -> str:
+        return (self.secrets.webhook_url or "").split("?")[0].rstrip("/")
+
+    def _ref(self, resp: requests.Response, *, editing: bool) -> MessageRef:
+        self._observe_bucket(resp)
+        body = self.body(resp)
+        if resp.ok:
+            if "id" not in body:
+                raise NotifyError("discord: answer without a message id (is ?wait=true honoured?)")
+            return MessageRef(str(body["id"]))
+        code = body.get("code")
+        detail = f"code {code}: {body.get('message', resp.reason)}"
+        if editing and resp.status_code == 404 and code != UNKNOWN_WEBHOOK:
+            raise NotifyError(self.redact(f"discord: edit failed: {detail}"), kind=EDIT_FAILED)
+        if code == UNKNOWN_WEBHOOK:
+            detail += " (the webhook was deleted: create a new one and update the secret)"
+        raise self.fail(resp, body, detail, permanent_kind=CHANNEL)
+
+    def _observe_bucket(self, resp: requests.Response) -> None:
+        """Pace before hitting the bucket: Remaining 0 → wait Reset-After."""
+        try:
+            remaining = int(resp.headers.get("X-RateLimit-Remaining", "1"))
+            reset_after = float(resp.headers.get("X-RateLimit-Reset-After", "0"))
+        except ValueError:
+            return
+        if remaining <= 0 and reset_after > 0:
+            self.pacer.block(reset_after + 0.02)

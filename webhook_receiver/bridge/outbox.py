@@ -1,0 +1,343 @@
+"""Durable outbox (tables ``outbox_*`` in the shared SQLite file) and one delivery worker per channel.
+
+Life of a notice: ``queued`` → ``sent`` (acknowledged; marked in the same transaction that records the
+channel's message id), ``merged`` (superseded by a newer state of the same incident before it was sent) or
+``dropped`` (permanent failure; copied to the other channels first). A crash between the channel's
+acknowledgement and that transaction re-sends the batch once: the at-least-once window is one request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from govheal.store import migrate, tx
+
+from .metrics import BridgeMetrics
+from .model import Notice
+from .notifiers.base import CHANNEL, EDIT_FAILED, RATE_LIMITED, REJECTED, MessageRef, Notifier, NotifyError
+
+log = logging.getLogger("govheal.bridge")
+
+SCHEMA = (
+    """
+    CREATE TABLE outbox_items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        notice_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        notice TEXT NOT NULL,
+        accepted REAL NOT NULL,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'queued',
+        direct INTEGER NOT NULL DEFAULT 0,
+        fallback_from TEXT,
+        done_at REAL,
+        message_id TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_items_queue ON outbox_items (channel, state, id);
+    CREATE INDEX outbox_items_notice ON outbox_items (notice_id);
+    CREATE TABLE outbox_messages (
+        channel TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        notices TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (channel, message_id)
+    );
+    CREATE TABLE outbox_refs (
+        channel TEXT NOT NULL,
+        key TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (channel, key)
+    );
+    CREATE TABLE outbox_channels (
+        channel TEXT PRIMARY KEY,
+        degraded INTEGER NOT NULL DEFAULT 0,
+        chat_id TEXT
+    )
+    """,
+)
+BATCH = 200
+BACKOFF_MAX = 300.0
+KEEP_DONE = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    channel: str
+    notice_id: str
+    notice: Notice
+    accepted: float
+    attempts: int
+
+    @property
+    def key(self) -> str:
+        return self.notice.key
+
+
+def backoff(attempts: int) -> float:
+    """1, 2, 4 … 300 s with ±20 % jitter so channels recovering together do not retry in lockstep."""
+    return min(BACKOFF_MAX, 2.0 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+class Outbox:
+    """All SQL of the bridge. Thread-safe: one connection, one lock, short transactions."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        with self.lock:
+            migrate(conn, "bridge_outbox", SCHEMA)
+
+    def enqueue(self, channels: Iterable[str], notice: Notice, accepted: float, *, direct: bool = False,
+                fallback_from: str | None = None, notice_id: str | None = None) -> str:
+        notice_id = notice_id or uuid.uuid4().hex
+        body = json.dumps(notice.to_dict(), ensure_ascii=False)
+        with self.lock, tx(self.conn):
+            self.conn.executemany(
+                "INSERT INTO outbox_items (channel, notice_id, key, notice, accepted, direct, fallback_from) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(ch, notice_id, notice.key, body, accepted, int(direct), fallback_from) for ch in channels])
+        return notice_id
+
+    def due(self, channel: str, now: float, limit: int = BATCH) -> list[Item]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT id, channel, notice_id, notice, accepted, attempts FROM outbox_items "
+                "WHERE channel = ? AND state = 'queued' AND next_attempt <= ? ORDER BY direct DESC, id LIMIT ?",
+                (channel, now, limit)).fetchall()
+        return [Item(r[0], r[1], r[2], Notice.from_dict(json.loads(r[3])), r[4], r[5]) for r in rows]
+
+    def queued(self, channel: str) -> list[Item]:
+        return self.due(channel, float("inf"), limit=-1)
+
+    def next_due(self, channel: str) -> float | None:
+        with self.lock:
+            row = self.conn.execute("SELECT MIN(next_attempt) FROM outbox_items WHERE channel = ? AND state = 'queued'",
+                                    (channel,)).fetchone()
+        return row[0]
+
+    def message_of(self, channel: str, key: str) -> tuple[MessageRef, list[Notice]] | None:
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT m.ref, m.notices FROM outbox_refs r JOIN outbox_messages m "
+                "ON m.channel = r.channel AND m.message_id = r.message_id WHERE r.channel = ? AND r.key = ?",
+                (channel, key)).fetchone()
+        if row is None:
+            return None
+        return MessageRef(**json.loads(row[0])), [Notice.from_dict(d) for d in json.loads(row[1])]
+
+    def keys_with_messages(self, channel: str, keys: Sequence[str]) -> set[str]:
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT key FROM outbox_refs WHERE channel = ? AND key IN ({','.join('?' * len(keys))})",  # noqa: S608
+                (channel, *keys)).fetchall()
+        return {r[0] for r in rows}
+
+    def ack(self, channel: str, sent: Sequence[Item], merged: Sequence[Item], ref: MessageRef,
+            notices: Sequence[Notice], now: float) -> None:
+        """The channel acknowledged ``ref``: mark sent and remember the message, in one transaction."""
+        with self.lock, tx(self.conn):
+            self.conn.executemany(
+                "UPDATE outbox_items SET state = 'sent', done_at = ?, message_id = ? WHERE id = ?",
+                [(now, ref.id, it.id) for it in sent])
+            self.conn.executemany("UPDATE outbox_items SET state = 'merged', done_at = ?, message_id = ? WHERE id = ?",
+                                  [(now, ref.id, it.id) for it in merged])
+            self.conn.execute(
+                "INSERT OR REPLACE INTO outbox_messages (channel, message_id, ref, notices, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (channel, ref.id, json.dumps(ref.__dict__),
+                 json.dumps([n.to_dict() for n in notices], ensure_ascii=False), now))
+            self.conn.executemany("INSERT OR REPLACE INTO outbox_refs (channel, key, message_id) VALUES (?, ?, ?)",
+                                  [(channel, n.key, ref.id) for n in notices])
+
+    def retry(self, items: Sequence[Item], next_attempt: float, error: str, *, count: bool = True) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.executemany(
+                "UPDATE outbox_items SET attempts = attempts + ?, next_attempt = ?, last_error = ? WHERE id = ?",
+                [(int(count), next_attempt, error[:500], it.id) for it in items])
+
+    def drop(self, items: Sequence[Item], error: str, now: float, fallback: Sequence[str]) -> int:
+        """Mark dropped and copy each to the ``fallback`` channels that do not have it yet; returns copies."""
+        copies = 0
+        with self.lock, tx(self.conn):
+            for it in items:
+                self.conn.execute("UPDATE outbox_items SET state = 'dropped', done_at = ?, last_error = ? "
+                                  "WHERE id = ?", (now, error[:500], it.id))
+                for ch in fallback:
+                    have = self.conn.execute("SELECT 1 FROM outbox_items WHERE notice_id = ? AND channel = ?",
+                                             (it.notice_id, ch)).fetchone()
+                    if have is None:
+                        self.conn.execute(
+                            "INSERT INTO outbox_items (channel, notice_id, key, notice, accepted, fallback_from) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            (ch, it.notice_id, it.key, json.dumps(it.notice.to_dict(), ensure_ascii=False),
+                             it.accepted, it.channel))
+                        copies += 1
+        return copies
+
+    def forget(self, channel: str, keys: Iterable[str]) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.executemany("DELETE FROM outbox_refs WHERE channel = ? AND key = ?",
+                                  [(channel, k) for k in keys])
+
+    def stats(self, now: float) -> dict[str, tuple[int, float]]:
+        with self.lock:
+            rows = self.conn.execute("SELECT channel, COUNT(*), MIN(accepted) FROM outbox_items "
+                                     "WHERE state = 'queued' GROUP BY channel").fetchall()
+        return {r[0]: (r[1], max(0.0, now - r[2])) for r in rows}
+
+    def channel_state(self, channel: str) -> tuple[bool, str | None]:
+        with self.lock:
+            row = self.conn.execute("SELECT degraded, chat_id FROM outbox_channels WHERE channel = ?",
+                                    (channel,)).fetchone()
+        return (bool(row[0]), row[1]) if row else (False, None)
+
+    def set_channel_state(self, channel: str, degraded: bool, chat_id: str | None) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute(
+                "INSERT INTO outbox_channels (channel, degraded, chat_id) VALUES (?, ?, ?) ON CONFLICT(channel) "
+                "DO UPDATE SET degraded = excluded.degraded, chat_id = excluded.chat_id",
+                (channel, int(degraded), chat_id))
+
+    def prune(self, before: float) -> None:
+        with self.lock, tx(self.conn):
+            self.conn.execute("DELETE FROM outbox_items WHERE state != 'queued' AND done_at < ?", (before,))
+            self.conn.execute("DELETE FROM outbox_refs WHERE (channel, message_id) IN (SELECT channel, message_id "
+                              "FROM outbox_messages WHERE updated < ?)", (before,))
+            self.conn.execute("DELETE FROM outbox_messages WHERE updated < ?", (before,))
+
+
+class ChannelWorker(threading.Thread):
+    """Delivers one channel's queue: paced, merged, edit-in-place, retried; never dies on an error."""
+
+    def __init__(self, name: str, notifier: Notifier, outbox: Outbox, metrics: BridgeMetrics,
+                 clock: Callable[[], float], fallback: Callable[[str], list[str]], *,
+                 probe_interval: float = 60.0) -> None:
+        super().__init__(name=f"bridge-{name}", daemon=True)
+        self.channel = name
+        self.notifier = notifier
+        self.outbox = outbox
+        self.metrics = metrics
+        self.clock = clock
+        self.fallback = fallback
+        self.probe_interval = probe_interval
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.degraded, chat_id = outbox.channel_state(name)
+        self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
+        if chat_id and hasattr(notifier, "chat_id"):
+            notifier.chat_id = chat_id
+        metrics.degraded.labels(name).set(int(self.degraded))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        try:
+            self.outbox.prune(self.clock() - KEEP_DONE)
+        except sqlite3.Error as exc:
+            log.warning("bridge %s: prune failed: %s", self.channel, exc)
+        while not self.stopping.is_set():
+            try:
+                pause = self.step()
+            except Exception as exc:  # a bug or a DB hiccup must not end delivery
+                log.error("bridge %s: %s", self.channel, self.notifier.redact(f"{type(exc).__name__}: {exc}"))
+                pause = 1.0
+            if pause > 0:
+                self.wake.wait(pause)
+                self.wake.clear()
+
+    def step(self) -> float:
+        """Deliver at most one message; return how long to pause (0 = go again)."""
+        now = self.clock()
+        if self.degraded and now < self.probe_at:
+            return min(self.probe_at - now, 1.0)
+        wait = self.notifier.ready_in()
+        if wait > 0:
+            return wait
+        items = self.outbox.due(self.channel, now)
+        if not items:
+            nxt = self.outbox.next_due(self.channel)
+            return 1.0 if nxt is None else min(max(nxt - now, 0.005), 1.0)
+        self.deliver(items)
+        return 0.0
+
+    def deliver(self, items: list[Item]) -> None:
+        latest = {it.key: it for it in items}  # the newest state of each incident wins
+        live = [it for it in items if latest[it.key] is it]
+        head = live[0]
+        existing = self.outbox.message_of(self.channel, head.key)
+        ref: MessageRef | None = None
+        if existing is not None:
+            ref, old = existing
+            in_msg = {n.key for n in old}
+            batch = [it for it in live if it.key in in_msg]
+            update = {it.key: it.notice for it in batch}
+            notices = [update.get(n.key, n) for n in old]
+            if self.notifier.pack(notices) < len(notices):  # the update no longer fits: send it anew
+                self.outbox.forget(self.channel, update)
+                return
+        else:
+            have = self.outbox.keys_with_messages(self.channel, [it.key for it in live])
+            fresh = [it for it in live if it.key not in have] or [head]
+            batch = fresh[: self.notifier.pack([it.notice for it in fresh])]
+            notices = [it.notice for it in batch]
+        keys = {it.key for it in batch}
+        merged = [it for it in items if it.key in keys and latest[it.key] is not it]
+        rendered = self.notifier.render(notices)
+        try:
+            new_ref = self.notifier.edit(ref, rendered) if ref else self.notifier.send(rendered)
+        except NotifyError as exc:
+            self.failed(exc, batch + merged, ref)
+            return
+        now = self.clock()
+        self.outbox.ack(self.channel, batch, merged, new_ref, notices, now)
+        self.metrics.count(self.channel, "sent", len(batch))
+        self.metrics.count(self.channel, "merged", len(batch) - 1 + len(merged))
+        for it in batch:
+            self.metrics.delivery.labels(self.channel).observe(max(0.0, now - it.accepted))
+        chat_id = getattr(self.notifier, "chat_id", None)
+        if self.degraded or (new_ref.chat_id and new_ref.chat_id != self.outbox.channel_state(self.channel)[1]):
+            self.set_degraded(False, chat_id)
+
+    def failed(self, exc: NotifyError, items: list[Item], ref: MessageRef | None) -> None:
+        now = self.clock()
+        error = str(exc)
+        self.metrics.count(self.channel, "failed")
+        log.warning("bridge %s: %s (%d notices)", self.channel, error, len(items))
+        if exc.kind == RATE_LIMITED:
+            self.outbox.retry(items, now + (exc.retry_after or 1.0), error, count=False)
+            self.metrics.count(self.channel, "retried", len(items))
+        elif exc.kind == EDIT_FAILED or (ref is not None and exc.kind == REJECTED):
+            self.outbox.forget(self.channel, {it.key for it in items})  # next round sends a new message
+            self.metrics.count(self.channel, "retried", len(items))
+        elif exc.kind == REJECTED:
+            self.outbox.drop(items, error, now, self.fallback(self.channel))
+            self.metrics.count(self.channel, "dropped_permanent", len(items))
+        elif exc.kind == CHANNEL or exc.permanent:
+            self.set_degraded(True, getattr(self.notifier, "chat_id", None))
+            self.probe_at = now + self.probe_interval
+            queued = self.outbox.queued(self.channel)
+            self.outbox.drop(queued, error, now, self.fallback(self.channel))
+            self.metrics.count(self.channel, "dropped_permanent", len(queued))
+        else:
+            attempts = max(it.attempts for it in items) + 1
+            self.outbox.retry(items, now + backoff(attempts), error)
+            self.metrics.count(self.channel, "retried", len(items))
+
+    def set_degraded(self, degraded: bool, chat_id: str | None) -> None:
+        self.degraded = degraded
+        self.outbox.set_channel_state(self.channel, degraded, chat_id)
+        self.metrics.degraded.labels(self.channel).set(int(degraded))
