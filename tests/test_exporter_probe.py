@@ -1,0 +1,143 @@
+"""Health probes against small local servers, and the pool's deadline and no-duplicate rules."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from exporter.probe import Prober, probe
+from exporter.snapshot import ProbeResult
+from govheal.config import HealthCheck
+from tests.support import free_port
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """GET /ok → 200 {"status": "ok"}; /sick → 503; /other → 200 {"status": "degraded"}; /close → drop."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == "/close":
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            status, body = {"/ok": (200, b'{"status": "ok"}'), "/sick": (503, b'{"status": "unhealthy"}'),
+                            "/other": (200, b'{"status": "degraded"}')}.get(self.path, (404, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def check(url: str, **kw: object) -> HealthCheck:
+    return HealthCheck(url=url, **kw)
+
+
+def test_a_healthy_endpoint_passes(server: str):
+    r = probe(check(f"{server}/ok", body_match='"status": *"ok"'))
+    assert r.ok and r.status == 200 and 0 < r.duration < 1
+
+
+def test_an_unexpected_status_is_bad_status(server: str):
+    r = probe(check(f"{server}/sick"))
+    assert r.reason == "bad_status" and r.status == 503 and r.reachable
+
+
+def test_a_body_that_does_not_match_is_body_mismatch(server: str):
+    assert probe(check(f"{server}/other", body_match='"status": *"ok"')).reason == "body_mismatch"
+
+
+def test_a_closed_port_is_refused():
+    r = probe(check(f"http://127.0.0.1:{free_port()}/health"))
+    assert r.reason == "refused" and not r.reachable
+
+
+def test_a_dropped_connection_is_error(server: str):
+    assert probe(check(f"{server}/close")).reason == "error"
+
+
+def test_a_server_that_never_answers_times_out_on_time():
+    with socket.socket() as s:  # the kernel completes the handshake; nobody ever reads or answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        t0 = time.monotonic()
+        r = probe(check(f"http://127.0.0.1:{s.getsockname()[1]}/health", timeout=0.3))
+        elapsed = time.monotonic() - t0
+    assert r.reason == "timeout" and not r.reachable
+    assert 0.25 < elapsed < 0.8 and r.duration <= 0.3
+
+
+class Gate:
+    """A fake probe that blocks until released, counting calls per URL."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, c: HealthCheck) -> ProbeResult:
+        self.calls[c.url] = self.calls.get(c.url, 0) + 1
+        if "hung" in c.url:
+            self.release.wait(10)
+        return ProbeResult(0.001, None, 200)
+
+
+def test_the_pool_answers_by_the_deadline_and_never_doubles_a_hung_probe():
+    gate = Gate()
+    prober = Prober(workers=4, probe_fn=gate)
+    checks = {"fast": check("http://127.0.0.1:1/fast", timeout=0.2),
+              "hung": check("http://127.0.0.1:1/hung", timeout=0.2)}
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            results = prober.run(checks, budget=0.1)
+            assert time.monotonic() - t0 < 0.3 + 0.2
+            assert results["fast"].ok
+            assert results["hung"].reason == "timeout" and results["hung"].duration == pytest.approx(0.2)
+        assert gate.calls["http://127.0.0.1:1/hung"] == 1  # reused, not re-submitted
+        assert gate.calls["http://127.0.0.1:1/fast"] == 3
+        gate.release.set()
+        time.sleep(0.05)
+        assert prober.run(checks, budget=0.1)["hung"].ok
+    finally:
+        gate.release.set()
+        prober.close()
+
+
+def test_more_probes_than_workers_still_end_by_the_deadline():
+    gate = Gate()
+    prober = Prober(workers=2, probe_fn=gate)
+    checks = {f"a{i}": check(f"http://127.0.0.1:1/hung{i}", timeout=0.2) for i in range(10)}
+    try:
+        t0 = time.monotonic()
+        results = prober.run(checks, budget=0.1)
+        assert time.monotonic() - t0 < 0.3 + 0.2
+        assert all(r.reason == "timeout" for r in results.values())
+        prober.run(checks, budget=0.1)
+        assert sum(gate.calls.values()) == 2  # queued probes are reused too: no backlog grows
+    finally:
+        gate.release.set()
+        prober.close()
+
+
+def test_a_crashing_probe_function_is_an_error_result_not_an_exception():
+    def boom(c: HealthCheck) -> ProbeResult:
+        raise RuntimeError("bug")
+
+    prober = Prober(workers=1, probe_fn=boom)
+    try:
+        assert prober.run({"x": check("http://127.0.0.1:1/")}, budget=0.1)["x"].reason == "error"
+    finally:
+        prober.close()

@@ -1,0 +1,91 @@
+"""The reader end to end in-process: partial failure is data, never a failed scrape."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter import reader as reader_mod
+from exporter.reader import FleetReader
+from exporter.server import make_registry
+from govheal.config import parse_config
+
+
+def config(tmp_path: Path, agents: str):
+    path = tmp_path / "govheal.yaml"
+    path.write_text(f"node: n1\nagents:\n{agents}")
+    return parse_config(path.read_text(), source=path)
+
+
+AGENTS = """\
+  - name: me
+    role: self
+    process: {pidfile: me.pid}
+  - name: garbage
+    process: {pidfile: garbage.pid}
+  - name: broken
+    process: {cmdline: "anything"}
+  - name: nolaunchd
+    process: {launchd: com.example.x}
+"""
+
+
+def sample(registry: CollectorRegistry, name: str, agent: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, {"agent": agent, "node": "n1", **labels})
+
+
+def test_one_broken_agent_never_fails_the_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "me.pid").write_text(str(os.getpid()))
+    (tmp_path / "garbage.pid").write_text("not a pid")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no launchctl here
+
+    def exploding(spec, ctx):
+        raise RuntimeError("matcher bug")
+
+    monkeypatch.setitem(reader_mod.MATCHERS, "cmdline", exploding)
+    reader = FleetReader(config(tmp_path, AGENTS))
+    try:
+        generate_latest(make_registry(reader.read))  # a whole scrape succeeds
+        snap = reader.read()
+        registry = make_registry(lambda: snap)
+        assert sample(registry, "govheal_agent_up", "me") == 1
+        assert sample(registry, "govheal_agent_resident_memory_bytes", "me") > 0
+        assert sample(registry, "govheal_agent_up", "garbage") == 0
+        assert sample(registry, "govheal_agent_up", "broken") == 0
+        assert sample(registry, "govheal_agent_up", "nolaunchd") == 0
+        # error counters accumulate across scrapes (two so far)
+        assert sample(registry, "govheal_agent_read_errors_total", "garbage", reason="lookup_failed") == 2
+        assert sample(registry, "govheal_agent_read_errors_total", "nolaunchd", reason="lookup_failed") == 2
+        assert sample(registry, "govheal_agent_read_errors_total", "me", reason="lookup_failed") == 0
+        assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "process"}) == 0
+        assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "probe"}) == 1
+    finally:
+        reader.close()
+
+
+def test_enabled_is_read_through_one_injectable_function(tmp_path: Path):
+    (tmp_path / "me.pid").write_text(str(os.getpid()))
+    cfg = config(tmp_path, "  - name: me\n    process: {pidfile: me.pid}\n  - name: paused\n"
+                           "    process: {pidfile: paused.pid}\n")
+    reader = FleetReader(cfg, enabled=lambda agent: agent.name != "paused")
+    try:
+        snap = reader.read()
+        assert {a.name: a.enabled for a in snap.agents} == {"me": True, "paused": False}
+        assert FleetReader(cfg).enabled(cfg.agents[1]) is True  # the default until governance lands
+    finally:
+        reader.close()
+
+
+def test_a_remote_agent_without_a_process_is_up_when_reachable(tmp_path: Path):
+    from tests.support import free_port
+
+    cfg = config(tmp_path, f'  - name: mirror\n    node: other\n    health: {{url: "http://127.0.0.1:{free_port()}/h"}}\n')
+    reader = FleetReader(cfg)
+    try:
+        (agent,) = reader.read().agents
+        assert agent.remote and agent.node == "other" and not agent.up and agent.probe.reason == "refused"
+    finally:
+        reader.close()
