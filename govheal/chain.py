@@ -1,0 +1,93 @@
+"""Render the runtime Prometheus and Alertmanager configs from the committed ones.
+
+The committed files (prometheus/prometheus*.yml, alertmanager/alertmanager.yml) are the source of
+truth for intervals, rules, routes and timings; rendering only swaps in addresses, absolute paths and
+the fleet's node name, so what runs is what `promtool`/`amtool` checked.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = REPO / "prometheus"
+ALERTMANAGER_FILE = REPO / "alertmanager" / "alertmanager.yml"
+
+# profile name → committed Prometheus config (docs/alerting.md explains the trade-off).
+PROFILES: dict[str, Path] = {
+    "single-host": PROMETHEUS_DIR / "prometheus.yml",
+    "fleet": PROMETHEUS_DIR / "prometheus.fleet.yml",
+}
+
+EXPORTER_JOB = "govheal-exporter"
+RECEIVER_JOB = "govheal-receiver"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """HOST:PORT of each component of one running chain (receiver None when it is not started)."""
+
+    exporter: str
+    alertmanager: str
+    prometheus: str
+    receiver: str | None = None
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping")
+    return data
+
+
+def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-host",
+                      rules_dir: Path = PROMETHEUS_DIR / "rules") -> str:
+    """The committed profile with this chain's targets, Alertmanager and absolute rule paths."""
+    data = _load(PROFILES[profile])
+    data["rule_files"] = [str(rules_dir / "*.yml")]
+    data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [endpoints.alertmanager]}]}]}
+    targets = {EXPORTER_JOB: endpoints.exporter, RECEIVER_JOB: endpoints.receiver}
+    jobs = []
+    for job in data.get("scrape_configs", []):
+        name = job.get("job_name")
+        if name in targets:
+            if targets[name] is None:
+                continue  # not started: scraping it would only fire ReceiverDown
+            job = {**job, "static_configs": [{"targets": [targets[name]], "labels": {"node": node}}]}
+        jobs.append(job)
+    data["scrape_configs"] = jobs
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def render_alertmanager(receiver_url: str, token_file: Path, source: Path = ALERTMANAGER_FILE) -> str:
+    """The committed routes with every webhook pointed at ``receiver_url`` (path kept) and the token file."""
+    data = _load(source)
+    base = urlsplit(receiver_url)
+    receivers = []
+    for receiver in data.get("receivers", []):
+        receiver = copy.deepcopy(receiver)  # YAML aliases share objects; edit each receiver's own copy
+        for hook in receiver.get("webhook_configs", []):
+            path = urlsplit(hook["url"]).path
+            hook["url"] = urlunsplit((base.scheme, base.netloc, path, "", ""))
+            auth = hook.setdefault("http_config", {}).setdefault("authorization", {"type": "Bearer"})
+            auth["credentials_file"] = str(token_file)
+        receivers.append(receiver)
+    data["receivers"] = receivers
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def prometheus_argv(binary: str, config_file: Path, data_dir: Path, listen: str) -> list[str]:
+    return [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address={listen}", "--storage.tsdb.retention.time=15d", "--log.level=warn"]
+
+
+def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: str) -> list[str]:
+    # --cluster.listen-address= : a lone local instance, no gossip on 0.0.0.0:9094 (ecosystem-facts §2.2).
+    return [binary, f"--config.file={config_file}", f"--storage.path={data_dir}",
+            f"--web.listen-address={listen}", "--cluster.listen-address=", "--log.level=warn"]

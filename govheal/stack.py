@@ -1,0 +1,299 @@
+"""What ``govheal up`` starts, in which order, on which ports; the supervision lives in govheal/supervise.py."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+import psutil
+
+from govheal import chain, tools
+from govheal.config import Agent, CommandRestart, Config
+from govheal.errors import GovhealError
+from govheal.supervise import Child, Supervisor
+from govheal.types import split_listen
+
+LOOPBACK = "127.0.0.1"
+
+
+class PortTaken(GovhealError):
+    """A port govheal must use is held by another program."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
+            return 200 <= resp.status < 300
+    except (OSError, ValueError):
+        return False
+
+
+def pid_running(pid: int | None) -> bool:
+    """Alive and not a zombie (measured.md: orphans are reaped late here)."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_token(path: Path) -> Path:
+    """Create the webhook bearer token (0600) if missing; never print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Our environment with this interpreter's bin dir first, so `govheal ...` argv resolve to this install."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra or {})
+    return env
+
+
+class Up:
+    """One ``govheal up`` run: plan ports, render configs, start, supervise, stop."""
+
+    def __init__(self, config: Config, profile: str = "single-host", out: TextIO | None = None,
+                 stop_event: threading.Event | None = None) -> None:
+        self.config = config
+        self.profile = profile
+        self.stream = out or sys.stdout
+        self.stop_event = stop_event or threading.Event()
+        self.run_dir = config.state_path.parent / "up"
+        self.supervisor = Supervisor(out=self.say, stop_event=self.stop_event)
+        self.started_at = time.time()
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    # -- planning -----------------------------------------------------------------------------------
+
+    def listen_for(self, what: str, configured: str) -> str:
+        """The configured HOST:PORT if free, else a free port on the same host (printed)."""
+        host, port = split_listen(configured)
+        if port and port_is_free(host, port):
+            return configured
+        chosen = f"{host}:{free_port(host)}"
+        if port:
+            self.say(f"  {what:<14} {configured} is taken by another program; using {chosen}")
+        return chosen
+
+    def agent_plan(self) -> tuple[list[Agent], list[str]]:
+        """Agents to start and agents already running; PortTaken when an agent's port is held by another."""
+        to_start, running, taken = [], [], []
+        for agent in self.config.agents:
+            if not isinstance(agent.restart, CommandRestart):
+                continue
+            pid = read_pid(self.config.path(agent.process.pidfile)) if agent.process and agent.process.pidfile else None
+            if pid_running(pid) or (agent.health and http_ok(agent.health.url, timeout=0.5)):
+                running.append(f"{agent.name} (pid {pid})" if pid_running(pid) else agent.name)
+                continue
+            if agent.health:
+                url = urlsplit(agent.health.url)
+                if url.hostname in ("127.0.0.1", "localhost", "::1") and url.port and \
+                        not port_is_free(url.hostname, url.port):
+                    taken.append(f"port {url.port} of agent {agent.name} ({agent.health.url})")
+            to_start.append(agent)
+        if taken:
+            raise PortTaken("taken by another program: " + "; ".join(taken) +
+                            f". Stop that program or change the agent's port in {self.config.source}")
+        return to_start, running
+
+    # -- children -----------------------------------------------------------------------------------
+
+    def agent_child(self, agent: Agent) -> Child:
+        assert isinstance(agent.restart, CommandRestart)
+        spec = agent.restart
+        log = self.config.path(spec.log_file) if spec.log_file else self.run_dir / "logs" / f"{agent.name}.log"
+        cwd = self.config.path(spec.cwd) if spec.cwd else (self.config.source.parent if self.config.source else None)
+        argv = list(spec.argv)
+        if argv[0] == "govheal" and shutil.which("govheal", path=child_env()["PATH"]) is None:
+            argv = [sys.executable, "-m", "govheal", *argv[1:]]
+        pidfile = self.config.path(agent.process.pidfile) if agent.process and agent.process.pidfile else None
+        if agent.health:
+            url = agent.health.url
+
+            def ready() -> bool:
+                return http_ok(url, timeout=0.5)
+        else:
+            def ready() -> bool:
+                return pidfile is None or pid_running(read_pid(pidfile))
+        return Child(name=f"agent {agent.name}", argv=argv, log=log, ready=ready,
+                     url=agent.health.url if agent.health else "", cwd=cwd, env=child_env(spec.env),
+                     supervised=False, ready_timeout=agent.start_grace + 10, stop_timeout=spec.stop_timeout,
+                     extra_stop=self._stop_successor(pidfile))
+
+    def _stop_successor(self, pidfile: Path | None) -> Callable[[], None]:
+        """Stop the process behind the pidfile if it started during this run (a remediator restart)."""
+        started = self.started_at
+
+        def stop() -> None:
+            pid = read_pid(pidfile) if pidfile else None
+            if not pid_running(pid):
+                return
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() < started:
+                    return  # was running before `govheal up`: not ours
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except psutil.TimeoutExpired:
+                    proc.kill()
+        return stop
+
+    def python_child(self, name: str, command: str, listen: str, ready_path: str, url_path: str,
+                     env: dict[str, str] | None = None) -> Child:
+        argv = [sys.executable, "-m", "govheal", command, "--listen", listen]
+        if self.config.source:
+            argv[4:4] = ["--config", str(self.config.source)]
+        base = f"http://{listen}"
+        return Child(name=name, argv=argv, log=self.run_dir / "logs" / f"{command}.log",
+                     ready=lambda: http_ok(base + ready_path), url=base + url_path,
+                     cwd=self.config.source.parent if self.config.source else None, env=child_env(env))
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def prepare(self) -> tuple[str, str]:
+        """Binaries first: refuse before anything starts."""
+        return tools.require("prometheus"), tools.require("alertmanager")
+
+    def run(self) -> int:
+        prometheus_bin, alertmanager_bin = self.prepare()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock()
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.say(f"govheal up: config {self.config.source}, run dir {self.run_dir}")
+            self._start_all(prometheus_bin, alertmanager_bin)
+            if not self.stop_event.is_set():
+                self.say("govheal up: running; Ctrl-C stops everything")
+                self.supervisor.run_until_stopped()
+        finally:
+            self.say("govheal up: stopping")
+            self.supervisor.stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            lock.close()
+            self.say("govheal up: stopped")
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop_event.set()
+
+    def _lock(self) -> TextIO:
+        f = open(self.run_dir / "up.lock", "a+")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            other = f.read().strip() or "?"
+            f.close()
+            raise GovhealError(f"another `govheal up` (pid {other}) is running with run dir {self.run_dir}; "
+                               "stop it first") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        return f
+
+    def _start_all(self, prometheus_bin: str, alertmanager_bin: str) -> None:
+        cfg = self.config
+        to_start, running = self.agent_plan()
+        for name in running:
+            self.say(f"  agent {name}: already running, left alone")
+        for agent in to_start:
+            if self.stop_event.is_set():
+                return
+            self.supervisor.start(self.agent_child(agent))
+
+        exporter = self.listen_for("exporter", cfg.listen.exporter)
+        self.supervisor.start(self.python_child("exporter", "exporter", exporter, "/healthz", "/metrics"))
+
+        receiver = None
+        if receiver_available():
+            receiver = self.listen_for("receiver", cfg.listen.receiver)
+            env = {}
+            if cfg.receiver.token_file:
+                token = ensure_token(cfg.path(cfg.receiver.token_file))
+            else:
+                token = ensure_token(self.run_dir / "secrets" / "webhook_token")
+                env["GOVHEAL_WEBHOOK_TOKEN"] = token.read_text().strip()
+            self.supervisor.start(self.python_child("receiver", "receiver", receiver, "/healthz", "", env=env))
+        else:
+            token = ensure_token(self.run_dir / "secrets" / "webhook_token")
+            self.say("  receiver       not built yet (webhook_receiver.cli); alerts stay in Alertmanager")
+
+        endpoints = chain.Endpoints(exporter=exporter, receiver=receiver,
+                                    alertmanager=f"{LOOPBACK}:{free_port()}", prometheus=f"{LOOPBACK}:{free_port()}")
+        am_file = self.run_dir / "alertmanager.yml"
+        am_file.write_text(chain.render_alertmanager(f"http://{receiver or cfg.listen.receiver}", token))
+        prom_file = self.run_dir / "prometheus.yml"
+        prom_file.write_text(chain.render_prometheus(endpoints, cfg.node, self.profile))
+        logs = self.run_dir / "logs"
+
+        am_url = f"http://{endpoints.alertmanager}"
+        self.supervisor.start(Child(
+            name="alertmanager", log=logs / "alertmanager.log", url=am_url,
+            argv=chain.alertmanager_argv(alertmanager_bin, am_file, self.run_dir / "alertmanager-data",
+                                         endpoints.alertmanager),
+            ready=lambda: http_ok(am_url + "/-/ready")))
+        prom_url = f"http://{endpoints.prometheus}"
+        self.supervisor.start(Child(
+            name="prometheus", log=logs / "prometheus.log", url=prom_url,
+            argv=chain.prometheus_argv(prometheus_bin, prom_file, self.run_dir / "prometheus-data",
+                                       endpoints.prometheus),
+            ready=lambda: http_ok(prom_url + "/-/ready"), ready_timeout=60))
+
+        urls = [f"prometheus={prom_url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
+        if receiver:
+            urls.append(f"receiver=http://{receiver}")
+        self.say("govheal up: ready: " + " ".join(urls))
+
+
+def receiver_available() -> bool:
+    try:
+        return importlib.util.find_spec("webhook_receiver.cli") is not None
+    except ModuleNotFoundError:
+        return False
