@@ -1,0 +1,238 @@
+"""Flask application factory: one blueprint per surface (webhook, health); ``/metrics`` mounted beside it.
+
+``create_app`` wires the inbox, dispatcher and dead-man's switch around the given (or real) remediator
+and bridge, all sharing one registry. The webhook answers once alerts are in the inbox, never after
+restarts or deliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from govheal.config import Config
+from govheal.store import connect, db_path
+from webhook_receiver.auth import bearer_ok, load_token
+from webhook_receiver.deadman import Deadman
+from webhook_receiver.dispatch import Dispatcher, route
+from webhook_receiver.inbox import Inbox
+from webhook_receiver.metrics import ReceiverMetrics
+from webhook_receiver.models import PayloadError, parse_payload
+
+log = logging.getLogger("govheal.receiver")
+WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
+
+
+@dataclass
+class Services:
+    """Everything behind the app; ``app.extensions["govheal"]``."""
+
+    config: Config
+    inbox: Inbox
+    dispatcher: Dispatcher
+    deadman: Deadman
+    metrics: ReceiverMetrics
+    registry: CollectorRegistry
+    remediator: Any
+    bridge: Any
+    token: str
+    clock: Callable[[], float]
+
+    def start(self) -> None:
+        if hasattr(self.bridge, "start"):
+            self.bridge.start()
+        self.dispatcher.start()
+        self.deadman.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Graceful: finish what workers hold (bounded), flush the bridge, close the remediator."""
+        self.deadman.stop()
+        self.dispatcher.stop(timeout)
+        for part in (self.bridge, self.remediator):
+            closer = getattr(part, "stop", None) or getattr(part, "close", None)
+            if closer:
+                try:
+                    closer()
+                except Exception:
+                    log.exception("stop: %s did not stop cleanly", type(part).__name__)
+
+
+def services() -> Services:
+    return current_app.extensions["govheal"]
+
+
+def error(status: int, message: str, field: str = "") -> tuple[Any, int]:
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhook surface
+
+webhook = Blueprint("webhook", __name__)
+
+
+@webhook.before_request
+def authenticate() -> Any:
+    g.started = time.perf_counter()
+    ok = bearer_ok(request.headers.get("Authorization"), services().token)
+    if ok is None:
+        resp, status = error(401, "missing bearer token: send 'Authorization: Bearer <token>' (Alertmanager: "
+                                  "http_config.authorization.credentials_file)", "Authorization")
+    elif not ok:
+        resp, status = error(401, "invalid bearer token", "Authorization")
+    else:
+        return None
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="govheal"'
+    return resp, status
+
+
+def read_body() -> bytes:
+    """The body, at most ``max_body_bytes``: werkzeug checks Content-Length; a chunked body is cut at the
+    limit by the stream wrapper, so one more byte from the server's buffer tells us it was longer."""
+    data = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
+
+
+def read_payload() -> Any:
+    try:
+        return parse_payload(read_body())
+    except PayloadError as exc:
+        log.info("webhook: rejected %s status=%d field=%s: %s", request.path, exc.status, exc.field or "-",
+                 exc.message)
+        raise
+
+
+@webhook.post("/alertmanager")
+def alertmanager() -> Any:
+    svc = services()
+    payload = read_payload()
+    routed = [route(svc.config, alert, payload.groupKey) for alert in payload.alerts]
+    now = svc.clock()
+    try:
+        entries = svc.inbox.accept(routed, now)
+    except Exception:
+        log.exception("webhook: could not persist %d alert(s)", len(routed))
+        return error(503, "could not persist the alerts; Alertmanager will retry")
+    outcomes = []
+    for new, entry in zip(routed, entries, strict=True):
+        outcome = new.outcome if entry is not None else "duplicate"
+        svc.metrics.alerts.labels(outcome).inc()
+        outcomes.append({"fingerprint": new.fingerprint, "status": new.status, "outcome": outcome})
+        if entry is not None and entry.state == "pending":
+            svc.dispatcher.enqueue(entry)
+    log.info("webhook: group=%s alerts=%d new=%d", payload.groupKey[:200] or "-", len(routed),
+             sum(e is not None for e in entries))
+    return jsonify({"status": "accepted", "alerts": outcomes}), 200
+
+
+@webhook.post("/watchdog")
+def watchdog() -> Any:
+    read_payload()
+    svc = services()
+    svc.deadman.beat()
+    return jsonify({"status": "ok", "last_seen": svc.deadman.last_seen}), 200
+
+
+@webhook.errorhandler(PayloadError)
+def payload_error(exc: PayloadError) -> Any:
+    return jsonify(exc.as_json()), exc.status
+
+
+# ---------------------------------------------------------------------------------------------
+# Health surface
+
+health = Blueprint("health", __name__)
+
+
+@health.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"}), 200
+
+
+@health.get("/readyz")
+def readyz() -> Any:
+    svc = services()
+    checks = {"store_writable": svc.inbox.writable(), "workers_alive": svc.dispatcher.alive(),
+              "deadman_alive": svc.deadman.alive()}
+    ok = all(checks.values())
+    return jsonify({"status": "ready" if ok else "not ready", "checks": checks,
+                    "queue_depth": svc.dispatcher.depth()}), 200 if ok else 503
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, store: Inbox | None = None,
+               clock: Callable[[], float] = time.time, registry: CollectorRegistry | None = None,
+               token: str | None = None, start: bool = True) -> Flask:
+    """Build the receiver. Missing collaborators are built from ``config`` (the real remediator and bridge).
+
+    ``start=False`` leaves the workers and the dead-man's thread stopped (``app.extensions["govheal"]``
+    has ``start()``/``stop()``), for tests that drive dispatch by hand.
+    """
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = ReceiverMetrics(registry)
+    path = db_path(config.state_path)
+    inbox = store if store is not None else Inbox(connect(path))
+    if remediator is None:
+        from remediator.engine import Remediator
+
+        remediator = Remediator(config, clock=clock, registry=registry)
+    if bridge is None:
+        from webhook_receiver.bridge import Bridge
+
+        bridge = Bridge(config, conn=connect(path), registry=registry, clock=clock)
+    send_direct = getattr(bridge, "send_direct", bridge.notify)
+    dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock)
+    deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
+    svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, metrics=metrics,
+                   registry=registry, remediator=remediator, bridge=bridge,
+                   token=token if token is not None else load_token(config), clock=clock)
+
+    app = Flask("webhook_receiver")
+    app.config["MAX_CONTENT_LENGTH"] = config.receiver.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.receiver.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["govheal"] = svc
+    app.register_blueprint(webhook)
+    app.register_blueprint(health)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        messages = {413: f"body larger than receiver.max_body_bytes ({config.receiver.max_body_bytes} bytes)",
+                    404: "no such endpoint; Alertmanager posts to /alertmanager and /watchdog",
+                    405: f"method {request.method} not allowed here"}
+        status = exc.code or 500
+        return error(status, messages.get(status, exc.description or exc.name))
+
+    @app.after_request
+    def count(resp: Any) -> Any:
+        if request.path in WEBHOOK_PATHS:
+            svc.metrics.requests.labels(str(resp.status_code)).inc()
+            if "started" in g:
+                svc.metrics.request_seconds.observe(time.perf_counter() - g.started)
+        return resp
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> Any:
+        log.exception("receiver: unhandled error on %s", request.path)
+        return error(500, "internal error; see the receiver log")
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_wsgi_app(registry)})  # type: ignore[method-assign]
+    if start:
+        svc.start()
+    return app

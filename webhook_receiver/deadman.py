@@ -1,0 +1,114 @@
+"""Dead-man's switch: Alertmanager's always-firing Watchdog must keep arriving at ``POST /watchdog``.
+
+If none arrives for ``receiver.deadman_timeout`` the receiver pages CRIT "alert pipeline silent"
+straight to the channels (``Bridge.send_direct``), once per silence episode, and INFO when heartbeats
+return. State lives in the inbox so a restart neither forgets an episode nor pages twice; after a start
+the receiver waits one full timeout before calling the pipeline silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from govheal.config import Config
+from govheal.types import format_duration
+from webhook_receiver.bridge.model import Notice
+from webhook_receiver.inbox import Inbox
+from webhook_receiver.metrics import ReceiverMetrics
+
+log = logging.getLogger("govheal.receiver.deadman")
+
+
+class Deadman:
+    def __init__(self, config: Config, inbox: Inbox, send: Callable[[Notice], None], *,
+                 clock: Callable[[], float] = time.time, metrics: ReceiverMetrics | None = None) -> None:
+        self.node = config.node
+        self.timeout = config.receiver.deadman_timeout
+        self.inbox = inbox
+        self.send = send
+        self.clock = clock
+        self.metrics = metrics
+        self.started = clock()
+        self.last_seen, self.silent_since = inbox.watchdog()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._publish()
+
+    def _publish(self) -> None:
+        if self.metrics:
+            self.metrics.watchdog_last_seen.set(self.last_seen or 0)
+            self.metrics.pipeline_silent.set(1 if self.silent_since is not None else 0)
+
+    def _key(self, since: float) -> str:
+        return f"deadman:{self.node}:{int(since)}"
+
+    def beat(self) -> None:
+        """A Watchdog arrived: record it; if we had paged, say the pipeline is back."""
+        now = self.clock()
+        with self._lock:
+            was_silent = self.silent_since
+            self.last_seen, self.silent_since = now, None
+            self.inbox.set_watchdog(now, None)
+            self._publish()
+        if was_silent is not None:
+            self._send(Notice(
+                key=self._key(was_silent), severity="info", status="resolved",
+                title=f"Alert pipeline back on {self.node}",
+                summary=f"Watchdog heartbeats arrive again after {format_duration(round(now - was_silent))} "
+                        "of silence.",
+                node=self.node, alertname="Watchdog", action="heartbeat received", created=now))
+
+    def check(self) -> bool:
+        """Page if the heartbeat is overdue and this episode has not been paged; True when it paged."""
+        now = self.clock()
+        with self._lock:
+            reference = max(self.last_seen or 0.0, self.started)
+            if self.silent_since is not None or now - reference < self.timeout:
+                return False
+            notice = Notice(
+                key=self._key(now), severity="critical", status="firing",
+                title=f"Alert pipeline silent on {self.node}",
+                summary=f"No Watchdog heartbeat from Alertmanager for {format_duration(round(now - reference))} "
+                        f"(limit {format_duration(self.timeout)}). Prometheus, Alertmanager or the route to this "
+                        "receiver is down: other alerts cannot reach you until it is fixed.",
+                node=self.node, alertname="Watchdog", action="paged directly by the receiver", created=now)
+            if not self._send(notice):
+                return False  # try again on the next check
+            self.silent_since = now
+            self.inbox.set_watchdog(self.last_seen, now)
+            self._publish()
+        return True
+
+    def _send(self, notice: Notice) -> bool:
+        try:
+            self.send(notice)
+        except Exception:
+            log.exception("deadman: could not hand the notice to the bridge")
+            return False
+        log.warning("deadman: %s (%s)", notice.title, notice.severity)
+        return True
+
+    def start(self, interval: float | None = None) -> None:
+        every = interval if interval is not None else max(0.05, min(5.0, self.timeout / 10))
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.check()
+                except Exception:
+                    log.exception("deadman: check failed")
+
+        self._thread = threading.Thread(target=loop, name="deadman", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+
+    def alive(self) -> bool:
+        return self._thread is None or self._thread.is_alive()

@@ -1,0 +1,175 @@
+"""The inbox: every accepted alert, persisted before the webhook answers 2xx (tables ``inbox_*``).
+
+One row per (fingerprint, status, startsAt): a re-delivered group (Alertmanager retries, an HA peer)
+hits the UNIQUE constraint and is reported as a duplicate, so it causes no second action or message.
+Rows stay ``pending`` until dispatch has told the bridge and (if asked) the remediator; at start-up the
+dispatcher picks pending rows up again, so work accepted before a crash is not lost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from govheal.store import migrate, tx
+
+MIGRATIONS = [
+    """
+    CREATE TABLE inbox_alerts (
+        id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        incident TEXT NOT NULL,
+        alertname TEXT NOT NULL,
+        agent TEXT,
+        node TEXT,
+        outcome TEXT NOT NULL,
+        action TEXT,
+        alert_json TEXT NOT NULL,
+        group_key TEXT NOT NULL DEFAULT '',
+        received REAL NOT NULL,
+        state TEXT NOT NULL,
+        notified INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        finished REAL,
+        UNIQUE (fingerprint, status, starts_at)
+    );
+    CREATE INDEX inbox_alerts_pending ON inbox_alerts (state) WHERE state = 'pending';
+    CREATE TABLE inbox_watchdog (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_seen REAL,
+        silent_since REAL
+    );
+    """,
+]
+
+PENDING, DONE = "pending", "done"
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """One alert as routed by dispatch, ready to be recorded."""
+
+    fingerprint: str
+    status: str
+    starts_at: str
+    alertname: str
+    agent: str | None
+    node: str | None
+    outcome: str  # accepted | notify_only | ignored_* (see dispatch.OUTCOMES)
+    action: str | None  # restart | failover | None
+    alert: dict[str, Any]
+    group_key: str = ""
+    needs_work: bool = True  # False: recorded only (other node)
+
+    @property
+    def incident(self) -> str:
+        return f"{self.fingerprint}:{self.starts_at}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    incident: str
+    status: str
+    alertname: str
+    agent: str | None
+    node: str | None
+    outcome: str
+    action: str | None
+    alert: dict[str, Any]
+    received: float
+    notified: bool
+    state: str
+    result: str | None
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    return Entry(id=row["id"], incident=row["incident"], status=row["status"], alertname=row["alertname"],
+                 agent=row["agent"], node=row["node"], outcome=row["outcome"], action=row["action"],
+                 alert=json.loads(row["alert_json"]), received=row["received"], notified=bool(row["notified"]),
+                 state=row["state"], result=row["result"])
+
+
+class Inbox:
+    """SQLite-backed; thread-safe (one connection behind a lock; WAL lets other processes read)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(conn, "inbox", MIGRATIONS)
+
+    def accept(self, alerts: list[NewAlert], now: float) -> list[Entry | None]:
+        """Record all alerts in one transaction; the entry for a new one, ``None`` for a duplicate."""
+        out: list[Entry | None] = []
+        with self._lock, tx(self.conn) as c:
+            for a in alerts:
+                state = PENDING if a.needs_work else DONE
+                row = c.execute(
+                    "INSERT INTO inbox_alerts (fingerprint, status, starts_at, incident, alertname, agent, node,"
+                    " outcome, action, alert_json, group_key, received, state) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (fingerprint, status, starts_at) DO NOTHING RETURNING *",
+                    (a.fingerprint, a.status, a.starts_at, a.incident, a.alertname, a.agent, a.node, a.outcome,
+                     a.action, json.dumps(a.alert, ensure_ascii=False), a.group_key, now, state),
+                ).fetchone()
+                out.append(_entry(row) if row is not None else None)
+        return out
+
+    def pending(self) -> list[Entry]:
+        with self._lock:
+            rows = self.conn.execute("SELECT * FROM inbox_alerts WHERE state = ? ORDER BY id", (PENDING,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def get(self, entry_id: int) -> Entry | None:
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM inbox_alerts WHERE id = ?", (entry_id,)).fetchone()
+        return _entry(row) if row else None
+
+    def mark_notified(self, entry_id: int) -> None:
+        with self._lock:
+            self.conn.execute("UPDATE inbox_alerts SET notified = 1 WHERE id = ?", (entry_id,))
+
+    def finish(self, entry_id: int, result: str, now: float) -> None:
+        with self._lock:
+            self.conn.execute("UPDATE inbox_alerts SET state = ?, result = ?, finished = ? WHERE id = ?",
+                              (DONE, result, now, entry_id))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self.conn.execute("SELECT state, COUNT(*) FROM inbox_alerts GROUP BY state").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def prune(self, before: float) -> int:
+        """Forget finished rows received before ``before`` (their idempotency keys go with them)."""
+        with self._lock:
+            cur = self.conn.execute("DELETE FROM inbox_alerts WHERE state = ? AND received < ?", (DONE, before))
+        return cur.rowcount
+
+    def writable(self) -> bool:
+        """Can we take the write lock right now (for /readyz)?"""
+        try:
+            with self._lock:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
+    # Dead-man's switch state: survives a restart, so one silence episode pages once.
+    def watchdog(self) -> tuple[float | None, float | None]:
+        with self._lock:
+            row = self.conn.execute("SELECT last_seen, silent_since FROM inbox_watchdog WHERE id = 1").fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_watchdog(self, last_seen: float | None, silent_since: float | None) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO inbox_watchdog (id, last_seen, silent_since) VALUES (1, ?, ?) ON CONFLICT (id)"
+                " DO UPDATE SET last_seen = excluded.last_seen, silent_since = excluded.silent_since",
+                (last_seen, silent_since))

@@ -1,0 +1,38 @@
+"""The receiver's own metrics, on the dedicated registry it shares with the remediator and the bridge."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Statuses the webhook endpoints answer with on purpose (docs/receiver.md); all created at 0.
+REQUEST_STATUSES = ("200", "400", "401", "404", "405", "413", "422", "500", "503")
+ALERT_OUTCOMES = ("accepted", "notify_only", "duplicate", "ignored_other_node", "ignored_unknown_agent",
+                  "ignored_unknown_remediation")
+DISPATCH_STAGES = ("notify", "remediate")
+
+
+class ReceiverMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("govheal_webhook_requests", "Webhook requests (/alertmanager, /watchdog) by "
+                                "HTTP status.", ["status"], registry=registry)
+        self.alerts = Counter("govheal_webhook_alerts", "Alerts received, by what the receiver did with them.",
+                              ["outcome"], registry=registry)
+        self.request_seconds = Histogram(
+            "govheal_webhook_request_duration_seconds", "Time to answer a webhook request (accept, not act).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=registry)
+        self.queue_depth = Gauge("govheal_dispatch_queue_depth", "Accepted alerts waiting for or in dispatch.",
+                                 registry=registry)
+        self.dispatch_errors = Counter("govheal_dispatch_errors", "Dispatch steps that raised, by stage.",
+                                       ["stage"], registry=registry)
+        self.watchdog_last_seen = Gauge("govheal_watchdog_last_seen_timestamp_seconds",
+                                        "When the last Watchdog heartbeat arrived (0 = none yet).",
+                                        registry=registry)
+        self.pipeline_silent = Gauge("govheal_alert_pipeline_silent",
+                                     "1 while the dead-man's switch considers the alert pipeline silent.",
+                                     registry=registry)
+        for status in REQUEST_STATUSES:
+            self.requests.labels(status)
+        for outcome in ALERT_OUTCOMES:
+            self.alerts.labels(outcome)
+        for stage in DISPATCH_STAGES:
+            self.dispatch_errors.labels(stage)
