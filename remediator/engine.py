@@ -347,9 +347,9 @@ class Remediator:
             bound = 2 * dep.start_grace
             self._emit(agent, req.incident, "restart", "waiting", 0.0,
                        reason=f"dependency {name} is down; waiting up to {bound:g}s for it first")
-            deadline = time.monotonic() + bound
-            while time.monotonic() < deadline and not self.look(self.config, dep).healthy:
-                time.sleep(self._policy(dep).verify_interval)
+            deadline = self.clock() + bound
+            while self.clock() < deadline and not self.look(self.config, dep).healthy:
+                self.sleep(self._policy(dep).verify_interval)
 
     def _attempts(self, agent: Agent, req: Request) -> int:
         inc = self.store.incident(agent.name, req.incident)

@@ -3,7 +3,7 @@
 Circuit per agent:
 
 - ``closed``: restarts allowed while fewer than ``budget`` were made in the last ``budget_window``;
-  the n-th restart of a streak waits ``backoff(n)`` after the previous one.
+  the n-th restart of a streak waits ``backoff(n)`` after the previous one ended.
 - ``open``: the budget is spent (or a half-open trial failed). No restarts; after ``cooldown`` it
   becomes ``half_open``.
 - ``half_open``: exactly one trial restart. A new incident after the trial re-opens the circuit.
@@ -28,7 +28,7 @@ class CircuitState:
     opened_at: float | None = None
     attempts: tuple[float, ...] = ()  # start times of restarts in the current streak (pruned to the window)
     streak: int = 0  # restarts since the last healthy reset: drives the backoff
-    last_attempt_at: float | None = None
+    last_attempt_at: float | None = None  # end of the last attempt (its start while it runs)
     healthy_since: float | None = None  # set on heal/resolve, cleared by a new incident
     trial_used: bool = False
 
@@ -99,6 +99,7 @@ def on_attempt(state: CircuitState, now: float) -> CircuitState:
 
 def on_result(policy: PolicySpec, state: CircuitState, now: float, healed: bool) -> CircuitState:
     """After verification: a failed half-open trial, or a failure that spent the budget, opens the circuit."""
+    state = replace(state, last_attempt_at=now)  # the backoff counts from the end of an attempt
     if healed:
         return replace(state, healthy_since=now)
     if state.state == HALF_OPEN or len(in_window(policy, state, now)) >= policy.budget:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -13,6 +10,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from exporter.matchers import MATCHERS, ScanContext
 from govheal.config import Agent, Config, HealthCheck
 
 
@@ -26,66 +24,12 @@ def running(pid: int | None) -> bool:
         return False
 
 
-def _pidfile(config: Config, agent: Agent, value: str) -> int | None:
-    try:
-        pid = int(config.path(value).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if running(pid) else None
-
-
-def _cmdline(config: Config, agent: Agent, value: str) -> int | None:
-    rx = re.compile(value)
-    me = os.getpid()
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if p.info["pid"] != me and p.info["cmdline"] and rx.search(" ".join(p.info["cmdline"])) \
-                    and running(p.info["pid"]):
-                return int(p.info["pid"])
-    return None
-
-
-def _port(config: Config, agent: Agent, value: int) -> int | None:
-    with contextlib.suppress(psutil.Error):
-        for c in psutil.net_connections("tcp"):
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == value and running(c.pid):
-                return c.pid
-    return None
-
-
-def _systemd(config: Config, agent: Agent, value: str) -> int | None:
-    argv = ["systemctl", *(["--user"] if agent.process and agent.process.user_unit else []), "show", "-p",
-            "MainPID", "--value", "--", value]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-        pid = int(out)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
-    return pid if pid > 0 and running(pid) else None
-
-
-def _launchd(config: Config, agent: Agent, value: str) -> int | None:
-    domain = (agent.process.launchd_domain if agent.process else "gui/{uid}").format(uid=os.getuid())
-    try:
-        out = subprocess.run(["launchctl", "print", f"{domain}/{value}"], capture_output=True, text=True,
-                             timeout=5, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"^\s*pid = (\d+)", out, re.MULTILINE)
-    return int(m.group(1)) if m and running(int(m.group(1))) else None
-
-
-# How a PID is found, keyed like govheal.config.MATCHER_KEYS; to be pointed at exporter/matchers.py.
-FINDERS: dict[str, Callable[[Config, Agent, object], int | None]] = {
-    "pidfile": _pidfile, "cmdline": _cmdline, "port": _port, "systemd": _systemd, "launchd": _launchd,  # type: ignore[dict-item]
-}
-
-
 def find_pid(config: Config, agent: Agent) -> int | None:
-    """The agent's running (non-zombie) PID, or None; remote agents have none."""
+    """The agent's running (non-zombie) PID, or None; the exporter's matching, so both agree."""
     if agent.process is None:
         return None
-    return FINDERS[agent.process.kind](config, agent, agent.process.value)
+    match = MATCHERS[agent.process.kind](agent.process, ScanContext(resolve=config.path))
+    return match.pid if running(match.pid) else None
 
 
 def probe(health: HealthCheck) -> tuple[bool, str]:

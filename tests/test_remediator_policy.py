@@ -1,0 +1,259 @@
+"""Policy and engine behaviour with a fake clock and fake strategies: no processes, no sleeping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from govheal.config import PolicySpec, parse_config
+from remediator import policy as pol
+from remediator.api import Request, UnknownAgent
+from remediator.audit import read_events
+from remediator.engine import Remediator
+from remediator.store import Store, Switches
+from tests.fakes.remediator.world import FakeClock, World
+
+POLICY = """remediation:
+  verify_successes: 2
+  verify_interval: 100ms
+  backoff_initial: 1s
+  backoff_max: 8s
+  budget: 3
+  budget_window: 10m
+  cooldown: 5m
+  healthy_reset: 10m
+"""
+
+
+def config_text(agents: dict[str, str]) -> str:
+    lines = ["node: n1", "state_dir: state", "telemetry_log: telemetry/autoheal.log", POLICY, "agents:"]
+    for name, extra in agents.items():
+        lines += [f"  - name: {name}", f"    process: {{pidfile: run/{name}.pid}}", "    start_grace: 1s",
+                  "    restart: {strategy: command, argv: [/bin/true]}"]
+        lines += ["    " + x for x in extra.splitlines() if x]
+    return "\n".join(lines) + "\n"
+
+
+def make(tmp_path: Path, world: World, clock: FakeClock | None = None, agents: dict[str, str] | None = None,
+         fail: str | None = None, registry: CollectorRegistry | None = None) -> Remediator:
+    path = tmp_path / "govheal.yaml"
+    path.write_text(config_text(agents or {"A": ""}))
+    cfg = parse_config(path.read_text(), path)
+    strategy = world.strategy(fail)
+    kwargs = {"clock": clock, "sleep": clock.sleep} if clock else {}
+    if clock:
+        world.clock = clock
+    return Remediator(cfg, look=world.look, registry=registry,
+                      strategies=dict.fromkeys(("launchd", "systemd", "command", "signal"), strategy), **kwargs)
+
+
+# -- the pure policy ---------------------------------------------------------------------------------
+
+def test_backoff_doubles_from_the_initial_delay_up_to_the_max() -> None:
+    p = PolicySpec(backoff_initial=1, backoff_max=8, backoff_multiplier=2)
+    assert [pol.backoff(p, n) for n in range(7)] == [0, 1, 2, 4, 8, 8, 8]
+
+
+def test_budget_spent_opens_then_half_open_after_cooldown_then_closed_after_healthy_reset() -> None:
+    p = PolicySpec(budget=2, budget_window=100, cooldown=50, healthy_reset=30, backoff_initial=1)
+    s = pol.CircuitState()
+    for t in (0.0, 10.0):
+        assert pol.decide(p, s, t).allow
+        s = pol.on_attempt(s, t)
+    d = pol.decide(p, s, 20.0)
+    assert (d.allow, d.opened, d.circuit) == (False, True, "open")
+    s = pol.opened(s, 20.0)
+    assert pol.refresh(p, s, 69.0).state == "open"
+    s = pol.refresh(p, s, 70.0)
+    assert s.state == "half_open" and pol.decide(p, s, 70.0).allow
+    s = pol.on_attempt(s, 70.0)
+    s = pol.on_result(p, s, 71.0, healed=True)
+    assert pol.refresh(p, s, 100.0).state == "half_open"
+    s = pol.refresh(p, s, 101.0)
+    assert (s.state, s.streak, s.attempts) == ("closed", 0, ())
+
+
+def test_a_failed_half_open_trial_reopens_the_circuit() -> None:
+    p = PolicySpec(budget=1, cooldown=10)
+    s = pol.refresh(p, pol.opened(pol.CircuitState(), 0.0), 10.0)
+    s = pol.on_attempt(s, 10.0)
+    s = pol.on_result(p, s, 11.0, healed=False)
+    assert (s.state, s.opened_at) == ("open", 11.0)
+
+
+def test_attempts_leave_the_budget_window() -> None:
+    p = PolicySpec(budget=2, budget_window=60, backoff_initial=1)
+    s = pol.on_attempt(pol.on_attempt(pol.CircuitState(), 0.0), 1.0)
+    assert not pol.decide(p, s, 30.0).allow
+    assert pol.decide(p, pol.refresh(p, s, 61.5), 61.5).allow
+
+
+# -- the engine with a fake world ------------------------------------------------------------------
+
+def test_always_failing_restarts_back_off_and_open_the_circuit_after_exactly_the_budget(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock)
+    result = rem.submit(Request("A", "restart", "inc-1"))
+    assert result.outcome == "circuit_open" and result.circuit == "open"
+    assert len(world.restarts) == 3 and result.attempts == 3
+    backoffs = [e["reason"] for e in read_events(rem.audit.path) if e["outcome"] == "backoff"]
+    assert [b.split()[1] for b in backoffs] == ["1.00s", "2.00s"]
+    assert "CRIT" in result.reason
+    again = rem.submit(Request("A", "restart", "inc-2"))
+    assert again.outcome == "circuit_open" and len(world.restarts) == 3
+
+
+def test_half_open_trial_heals_and_a_healthy_period_closes_and_resets_backoff(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock)
+    assert rem.submit(Request("A", "restart", "i1")).outcome == "circuit_open"
+    clock.t += 300
+    assert rem.circuit_state("A") == "half_open"
+    world.heals = lambda n: True
+    trial = rem.submit(Request("A", "restart", "i2"))
+    assert (trial.outcome, trial.circuit, len(world.restarts)) == ("healed", "half_open", 4)
+    rem.resolve("A", "i2")
+    clock.t += 600
+    assert rem.circuit_state("A") == "closed"
+    world.healthy["A"] = False
+    clock.sleeps.clear()
+    assert rem.submit(Request("A", "restart", "i3")).outcome == "healed"
+    assert not [s for s in clock.sleeps if s >= 1], "backoff was reset by the healthy period"
+
+
+def test_a_new_incident_after_a_half_open_trial_reopens_without_restarting(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock)
+    rem.submit(Request("A", "restart", "i1"))
+    clock.t += 300
+    world.heals = lambda n: True
+    rem.submit(Request("A", "restart", "i2"))
+    world.healthy["A"] = False
+    r = rem.submit(Request("A", "restart", "i3"))
+    assert (r.outcome, r.circuit, len(world.restarts)) == ("circuit_open", "open", 4)
+
+
+def test_same_incident_twice_is_a_duplicate(tmp_path: Path) -> None:
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock())
+    assert rem.submit(Request("A", "restart", "x")).outcome == "healed"
+    world.healthy["A"] = False
+    dup = rem.submit(Request("A", "restart", "x"))
+    assert dup.outcome == "duplicate" and "healed" in dup.reason and len(world.restarts) == 1
+
+
+def test_healthy_agent_is_already_recovered_and_not_restarted(tmp_path: Path) -> None:
+    world = World(healthy={"A": True})
+    rem = make(tmp_path, world, FakeClock())
+    assert rem.submit(Request("A", "restart", "x")).outcome == "already_recovered"
+    assert world.restarts == []
+
+
+@pytest.mark.parametrize("same_incident", [True, False])
+def test_two_threads_make_one_restart(tmp_path: Path, same_incident: bool) -> None:
+    world = World(healthy={"A": False}, restart_seconds=0.3)
+    rem = make(tmp_path, world)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        rem.submit(Request("A", "restart", "same" if same_incident else f"inc-{i}")))) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(world.restarts) == 1
+    expected = {"healed", "duplicate"} if same_incident else {"healed", "already_recovered"}
+    assert {r.outcome for r in results} == expected
+
+
+def test_an_agent_waits_for_its_dependency_to_be_restarted_first(tmp_path: Path) -> None:
+    world = World(healthy={"App": False, "Db": False}, restart_seconds=0.2)
+    rem = make(tmp_path, world, agents={"Db": "", "App": "depends_on: [Db]"})
+    results = {}
+    app = threading.Thread(target=lambda: results.setdefault("App", rem.submit(Request("App", "restart", "a"))))
+    app.start()
+    time.sleep(0.3)  # App is waiting for Db; its restart must not have happened
+    assert world.restarts == []
+    results["Db"] = rem.submit(Request("Db", "restart", "d"))
+    app.join(10)
+    assert [n for n, _ in world.restarts] == ["Db", "App"]
+    assert results["App"].outcome == results["Db"].outcome == "healed"
+    waits = [e for e in read_events(rem.audit.path) if e["outcome"] == "waiting"]
+    assert waits and "dependency Db is down" in waits[0]["reason"]
+
+
+def test_paused_agent_is_skipped_with_owner_and_reason(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False})
+    reg = CollectorRegistry()
+    rem = make(tmp_path, world, clock, registry=reg)
+    rem.store.set_switches("A", Switches(paused=True, owner="ana", reason="migrating", expires_at=clock.t + 60))
+    r = rem.submit(Request("A", "restart", "x"))
+    assert r.outcome == "skipped" and "paused by ana" in r.reason and "migrating" in r.reason
+    assert world.restarts == []
+    assert reg.get_sample_value("govheal_remediation_skips_total", {"agent": "A", "node": "n1", "reason": "paused"}) == 1
+    clock.t += 61  # the switch expired
+    assert rem.submit(Request("A", "restart", "y")).outcome == "healed"
+
+
+def test_unknown_agent_is_rejected_with_the_known_names(tmp_path: Path) -> None:
+    rem = make(tmp_path, World(), agents={"A": "", "B": ""})
+    with pytest.raises(UnknownAgent, match=r"unknown agent 'Z'; known agents: A, B"):
+        rem.submit(Request("Z", "restart", "x"))
+
+
+def test_circuit_open_runs_the_fallback_agent(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False, "Backup": False}, heals=lambda n: n != "A")
+    rem = make(tmp_path, world, clock, agents={"A": "fallback: {agent: Backup}", "Backup": ""})
+    r = rem.submit(Request("A", "restart", "x"))
+    assert (r.outcome, r.circuit) == ("failover_started", "open")
+    assert world.starts == ["Backup"] and "started fallback agent Backup" in r.reason
+
+
+def test_strategy_error_is_a_failed_attempt_with_its_reason(tmp_path: Path) -> None:
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock(), fail="launchctl kickstart exited 5: boom")
+    r = rem.submit(Request("A", "restart", "x"))
+    failed = [e for e in read_events(rem.audit.path) if e["outcome"] == "failed"]
+    assert r.outcome == "circuit_open" and len(failed) == 3 and "exited 5: boom" in failed[0]["reason"]
+
+
+def test_metrics_exist_at_zero_and_count_outcomes(tmp_path: Path) -> None:
+    reg = CollectorRegistry()
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock(), registry=reg)
+    labels = {"agent": "A", "node": "n1", "action": "restart", "outcome": "healed"}
+    assert reg.get_sample_value("govheal_remediations_total", labels) == 0
+    assert reg.get_sample_value("govheal_circuit_state", {"agent": "A", "node": "n1", "state": "closed"}) == 1
+    assert reg.get_sample_value("govheal_circuit_state", {"agent": "A", "node": "n1", "state": "open"}) == 0
+    assert reg.get_sample_value("govheal_remediation_in_progress", {"agent": "A", "node": "n1"}) == 0
+    rem.submit(Request("A", "restart", "x"))
+    assert reg.get_sample_value("govheal_remediations_total", labels) == 1
+    assert reg.get_sample_value("govheal_remediation_duration_seconds_count",
+                                {"agent": "A", "node": "n1", "action": "restart"}) == 1
+
+
+def test_listeners_see_progress_then_outcome_and_the_audit_has_one_line_each(tmp_path: Path) -> None:
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock())
+    seen = []
+    rem.subscribe(lambda ev: seen.append(ev.outcome))
+    rem.subscribe(lambda ev: 1 / 0)  # a broken listener does not stop the remediation
+    assert rem.submit(Request("A", "restart", "x", reason="AgentDown firing")).outcome == "healed"
+    assert seen == ["restarting", "healed"]
+    events = [e for e in read_events(rem.audit.path) if e["outcome"] != "listener_error"]
+    assert [e["outcome"] for e in events] == seen
+    assert set(events[0]) >= {"time", "agent", "node", "incident", "action", "outcome", "duration_seconds",
+                              "old_pid", "new_pid", "reason"}
+    assert "AgentDown firing" in events[0]["reason"]
+
+
+def test_state_survives_a_new_remediator_on_the_same_store(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    make(tmp_path, world, clock).submit(Request("A", "restart", "i1"))
+    again = make(tmp_path, world, clock)
+    assert again.circuit_state("A") == "open"
+    assert again.submit(Request("A", "restart", "i1")).outcome == "duplicate"
+    assert len(Store(again.store.path).attempts("A", "i1")) == 3
