@@ -193,7 +193,8 @@ def test_paused_agent_is_skipped_with_owner_and_reason(tmp_path: Path) -> None:
     r = rem.submit(Request("A", "restart", "x"))
     assert r.outcome == "skipped" and "paused by ana" in r.reason and "migrating" in r.reason
     assert world.restarts == []
-    assert reg.get_sample_value("govheal_remediation_skips_total", {"agent": "A", "node": "n1", "reason": "paused"}) == 1
+    skips = {"agent": "A", "node": "n1", "reason": "paused"}
+    assert reg.get_sample_value("govheal_remediation_skips_total", skips) == 1
     clock.t += 61  # the switch expired
     assert rem.submit(Request("A", "restart", "y")).outcome == "healed"
 

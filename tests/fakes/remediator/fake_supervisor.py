@@ -30,7 +30,8 @@ def alive(pid):
 
 def read_pid(svc):
     try:
-        pid = int(open(svc["pidfile"]).read().strip())
+        with open(svc["pidfile"]) as f:
+            pid = int(f.read().strip())
     except (OSError, ValueError):
         return None
     return pid if alive(pid) else None
@@ -62,7 +63,8 @@ def main():
     args = sys.argv[1:]
     with open(os.environ["FAKE_SUPERVISOR_LOG"], "a") as f:
         f.write(json.dumps([prog, *args]) + "\n")
-    state = json.load(open(os.environ["FAKE_SUPERVISOR_STATE"]))
+    with open(os.environ["FAKE_SUPERVISOR_STATE"]) as f:
+        state = json.load(f)
     words = [a for a in args if not a.startswith("-")]
     verb, name = words[0], words[-1].rsplit("/", 1)[-1]
     svc = state["services"].get(name)
