@@ -72,12 +72,14 @@ def _safe_url(url: str | None) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- Discord
 
-_DISCORD_MD = re.compile(r"([\\*_~`|>\[\]()#<@:-])")
+_DISCORD_MD = re.compile(r"([\\*_~`|\[\]<])")
+_DISCORD_LINE_START = re.compile(r"(?m)^(\s*)([#>-])")
 
 
 def discord_escape(text: str) -> str:
-    """Neutralise Discord markdown, masked links and mention syntax in untrusted text."""
-    return _DISCORD_MD.sub(r"\\\1", text)
+    """Neutralise Discord markdown (emphasis, code, spoilers, masked links, ``<@…>`` mentions, headings,
+    quotes and lists at a line start) in untrusted text."""
+    return _DISCORD_LINE_START.sub(r"\1\\\2", _DISCORD_MD.sub(r"\\\1", text))
 
 
 def _escaped_trim(text: str, limit: int, escape) -> str:
@@ -114,7 +116,7 @@ def discord_embed(n: Notice) -> dict:
     for k, v in n.fields[: DISCORD_FIELDS_MAX - len(fields)]:
         fields.append({"name": e(k, 64) or "-", "value": e(v, 256) or "-", "inline": True})
     embed: dict = {
-        "title": trim(headline(n), DISCORD_TITLE_MAX),
+        "title": e(headline(n), DISCORD_TITLE_MAX),
         "color": COLOR[tone(n)],
         "fields": fields,
         "footer": {"text": trim(f"govheal · {n.key}", 200)},
@@ -122,7 +124,7 @@ def discord_embed(n: Notice) -> dict:
     if n.created:
         embed["timestamp"] = datetime.fromtimestamp(n.created, UTC).isoformat(timespec="seconds")
     summary = e(n.summary, 1024)
-    room = min(DISCORD_DESCRIPTION_MAX, DISCORD_TOTAL_MAX - embed_size(embed) - len(summary) - 2)
+    room = min(DISCORD_DESCRIPTION_MAX, DISCORD_TOTAL_MAX - embed_size(embed)) - len(summary) - 2
     desc = e(n.description, room) if n.description and room > 20 else ""
     embed["description"] = (summary + ("\n\n" + desc if desc else "")) or "-"
     return embed

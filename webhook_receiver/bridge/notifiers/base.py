@@ -48,8 +48,9 @@ class Pacer:
     """Sliding windows ``[(count, seconds), ...]``: :meth:`wait` says how long until one more is allowed."""
 
     def __init__(self, windows: Sequence[tuple[int, float]], clock: Callable[[], float] = time.monotonic,
-                 margin: float = 0.03) -> None:
-        self.windows = [(int(c), float(s) + margin) for c, s in windows]
+                 margin: float = 0.02) -> None:
+        # a small safety margin (2 % of each window, at least 5 ms) absorbs clock and network jitter
+        self.windows = [(int(c), float(s) * (1 + margin) + 0.005) for c, s in windows]
         self.clock = clock
         depth = max((c for c, _ in self.windows), default=1)
         self._sent: collections.deque[float] = collections.deque(maxlen=depth)

@@ -1,0 +1,122 @@
+"""Rendered messages: golden files (GOVHEAL_REGEN_GOLDEN=1 rewrites them), escaping, limits, safe trimming."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.fake_discord import embed_errors
+from tests.fakes.fake_telegram import parse_html, utf16_len
+from webhook_receiver.bridge import render
+from webhook_receiver.bridge.model import Notice
+
+GOLDEN = Path(__file__).parent / "golden" / "bridge"
+NASTY = "$(rm -rf /); `id` && echo <b>x</b> & <script>alert(1)</script> **bold** _it_ [x](http://e.vil) @everyone 🔥🚒"
+
+CASES = {
+    "firing": Notice(key="am:abc123", severity="critical", status="firing", title="AgentDown: GG on mac-studio",
+                     summary="GG has not answered /health for 30s", agent="GG", node="mac-studio",
+                     alertname="AgentDown", action="restarting (attempt 1 of 3)",
+                     runbook_url="https://runbooks.example/govheal/AgentDown", description="Health probe failed.",
+                     fields=(("job", "govheal"), ("instance", "127.0.0.1:9826")), created=1_790_000_000.0),
+    "recovered": Notice(key="am:abc123", severity="critical", status="recovered", title="AgentDown: GG on mac-studio",
+                        summary="GG has not answered /health for 30s", agent="GG", node="mac-studio",
+                        action="restarted in 2.3 s, PID 812 → 905", created=1_790_000_000.0),
+    "gave_up": Notice(key="am:def", severity="warning", status="gave_up", title="AgentFlapping: GC on n1",
+                      summary="GC restarted 3 times in 10m", agent="GC", node="n1",
+                      action="gave up after 3 attempts — circuit open, failover started", created=1_790_000_000.0),
+    "nasty": Notice(key="am:<nasty>&", severity="info", status="info", title=f"Alert {NASTY}", summary=NASTY,
+                    agent="G&G<1>", node="n*1_", action=NASTY, runbook_url="javascript:alert(1)",
+                    description=NASTY, fields=((NASTY, NASTY),), created=1_790_000_000.0),
+    "huge": Notice(key="am:huge", severity="critical", status="firing", title="AgentDown: GG on n1",
+                   summary="S" * 5000, agent="GG", node="n1", action="restarting",
+                   description=("line <&> of a very long description\n" * 300), created=1_790_000_000.0),
+}
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("GOVHEAL_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with GOVHEAL_REGEN_GOLDEN=1 to create it"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_discord_payload_matches_golden(case: str) -> None:
+    check_golden(f"{case}.discord.json",
+                 json.dumps(render.discord_payload([CASES[case]]), indent=2, ensure_ascii=False) + "\n")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_telegram_html_matches_golden(case: str) -> None:
+    check_golden(f"{case}.telegram.html", render.telegram_text([CASES[case]]).html + "\n")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_rendering_is_accepted_by_the_services_rules(case: str) -> None:
+    n = CASES[case]
+    assert embed_errors(render.discord_payload([n])) == {}
+    tg = render.telegram_text([n])
+    plain = parse_html(tg.html)  # raises on anything Telegram would reject
+    assert utf16_len(plain) <= render.TELEGRAM_TEXT_MAX
+    assert utf16_len(tg.plain) <= render.TELEGRAM_TEXT_MAX
+
+
+def test_untrusted_text_cannot_inject_markup_or_mentions() -> None:
+    n = CASES["nasty"]
+    html = render.telegram_text([n]).html
+    assert "<script>" not in html and "<b>x</b>" not in html and "&lt;script&gt;" in html
+    assert parse_html(html).count("<b>x</b>") >= 2  # shown literally, not interpreted
+    payload = render.discord_payload([n])
+    assert payload["allowed_mentions"] == {"parse": []}
+    embed = payload["embeds"][0]
+    assert "[x](http" not in embed["description"] and r"\[x\]\(http" in embed["description"]
+    assert "javascript:" not in json.dumps(payload) and "javascript:" not in html  # unsafe runbook URL dropped
+    assert "🔥🚒" in html and "🔥🚒" in embed["description"]
+
+
+def test_ten_kilobyte_description_is_trimmed_keeping_identity_and_markup_whole() -> None:
+    n = CASES["huge"]
+    embed = render.discord_embed(n)
+    assert render.embed_size(embed) <= render.DISCORD_TOTAL_MAX
+    assert len(embed["description"]) <= render.DISCORD_DESCRIPTION_MAX
+    assert embed["title"].startswith("CRIT · FIRING · AgentDown: GG on n1")
+    assert {f["name"]: f["value"] for f in embed["fields"]}["Agent"] == "GG"
+    tg = render.telegram_text([n])
+    assert utf16_len(tg.html) <= render.TELEGRAM_NOTICE_MAX
+    plain = parse_html(tg.html)
+    assert "AgentDown: GG on n1" in plain and "agent GG · node n1" in plain and "am:huge" in plain
+    assert "…" in plain
+    assert "&lt;&amp;&gt;" in tg.html and "&l…" not in tg.html  # never cut inside an entity
+
+
+def test_merged_discord_embeds_have_no_url_so_none_is_deduplicated() -> None:
+    payload = render.discord_payload([CASES["firing"], CASES["gave_up"]])
+    assert all("url" not in e for e in payload["embeds"])
+
+
+def test_packing_respects_ten_embeds_and_six_thousand_characters() -> None:
+    small = [CASES["firing"]] * 25
+    assert render.pack_discord(small) == 10
+    big = [CASES["huge"]] * 3
+    assert render.pack_discord(big) == 1
+    assert render.pack_telegram(big) == 1
+    n = render.pack_telegram(small)
+    assert 1 < n < 25 and utf16_len(render.telegram_text(small[:n]).html) <= render.TELEGRAM_BUDGET
+
+
+def test_colours_and_labels_follow_severity_and_status() -> None:
+    assert render.discord_embed(CASES["firing"])["color"] == render.COLOR["critical"]
+    assert render.discord_embed(CASES["recovered"])["color"] == render.COLOR["good"]
+    assert render.discord_embed(CASES["gave_up"])["title"].startswith("WARN · GAVE UP")
+
+
+def test_trim_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
+    assert render.trim("alpha beta gamma delta", 15) == "alpha beta…"
+    assert render.trim("short", 15) == "short"
+    assert len(render.trim("x" * 100, 10)) == 10
