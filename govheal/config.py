@@ -255,6 +255,7 @@ class ReceiverSpec(Strict):
     token_file: str | None = Field(None, description="bearer token for POST /alertmanager (or GOVHEAL_WEBHOOK_TOKEN)")
     max_body_bytes: int = Field(1_048_576, ge=1024)
     workers: int = Field(4, ge=1, le=64)
+    threads: int = Field(8, ge=1, le=64, description="waitress request threads")
     deadman_timeout: Duration = Field(180.0, gt=0, description="no Watchdog for this long → CRIT")
 
 

@@ -203,7 +203,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
                    registry=registry, remediator=remediator, bridge=bridge,
                    token=token if token is not None else load_token(config), clock=clock)
 
-    app = Flask("webhook_receiver")
+    app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.receiver.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = config.receiver.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

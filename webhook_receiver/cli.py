@@ -1,0 +1,99 @@
+"""``govheal receiver``: serve the webhook receiver with waitress until SIGTERM/SIGINT, then stop gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+HELP = "serve the Alertmanager webhook receiver (remediation, notifications, dead-man's switch)"
+log = logging.getLogger("govheal.receiver")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="govheal.yaml (default: $GOVHEAL_CONFIG, ./govheal.yaml, the demo fleet)")
+    p.add_argument("--listen", help="HOST:PORT to bind (default: listen.receiver from the config, 127.0.0.1)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+class Redact(logging.Filter):
+    """Replace secrets in every log record, whichever module logged it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(s in text for s in self.secrets):
+            for s in self.secrets:
+                text = text.replace(s, "<redacted>")
+            record.msg, record.args = text, None
+        return True
+
+
+def setup_logging(level: str, secrets: list[str]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"))
+    handler.addFilter(Redact(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run(args: argparse.Namespace) -> int:
+    from waitress.server import create_server
+
+    from govheal.config import load_config
+    from govheal.errors import UsageError
+    from govheal.types import parse_listen, split_listen
+    from webhook_receiver.app import create_app
+    from webhook_receiver.auth import load_token
+
+    config = load_config(args.config)
+    token = load_token(config)
+    setup_logging(args.log_level, [token])
+    try:
+        host, port = split_listen(parse_listen(args.listen or config.listen.receiver))
+    except ValueError as exc:
+        raise UsageError(f"--listen: {exc}") from None
+    if not _is_loopback(host):
+        log.warning("listening on non-loopback address %s: anyone who can reach it needs only the token", host)
+    app = create_app(config, token=token, start=False)
+    svc = app.extensions["govheal"]
+    limit = config.receiver.max_body_bytes
+    # waitress buffers the body before the app runs; its own cap is a backstop well above ours, so the
+    # app's JSON 413 is what clients normally see.
+    server: Any = create_server(app, host=host, port=port, threads=config.receiver.threads, ident="govheal",
+                                max_request_body_size=2 * limit + 65536, clear_untrusted_proxy_headers=True)
+    svc.start()
+    bound = server.effective_port
+    log.info("receiver listening on http://%s:%s node=%s workers=%d threads=%d", host, bound, config.node,
+             config.receiver.workers, config.receiver.threads)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("receiver: %s received, stopping", signal.Signals(signum).name)
+        raise SystemExit(0)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    try:
+        server.run()  # returns after SystemExit from the handler (waitress shuts its task threads down)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.close()
+        svc.stop(timeout=5.0)
+        log.info("receiver stopped after %.0f s; pending work stays in the inbox", time.monotonic() - started)
+    return 0
