@@ -53,10 +53,10 @@ def _run(argv: list[str], timeout: float) -> None:
     except FileNotFoundError:
         raise StrategyError(f"{argv[0]} not found on PATH") from None
     except subprocess.TimeoutExpired:
-        raise StrategyError(f"{argv[0]} {argv[1]} timed out after {timeout:g}s") from None
+        raise StrategyError(f"{' '.join(argv)} timed out after {timeout:g}s") from None
     if proc.returncode != 0:
         err = (proc.stderr or proc.stdout).strip().splitlines()
-        raise StrategyError(f"{argv[0]} {argv[1]} exited {proc.returncode}: {err[-1] if err else 'no output'}"[:300])
+        raise StrategyError(f"{' '.join(argv)} exited {proc.returncode}: {err[-1] if err else 'no output'}"[:300])
 
 
 class Launchd:

@@ -1,0 +1,142 @@
+"""Contract: every restart strategy through success, failure to start, TERM ignored (→ KILL) and timeout.
+
+Real demo agents. launchd and systemd use fake ``launchctl``/``systemctl`` programs on PATH
+(tests/fakes/remediator/) that record their argv and act on the demo agent the way launchd/systemd
+would; on macOS/systemd hosts the real programs are what the strategies call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from govheal.config import parse_config
+from remediator.strategies import STRATEGIES, StrategyError
+from remediator.verify import find_pid, running, verify
+from tests.support import DemoAgent, free_port, wait_until
+
+FAKES = Path(__file__).resolve().parent / "fakes" / "remediator"
+LABEL = "com.govheal.test.agent"
+UNIT = "govheal-test-agent.service"
+SCENARIOS = ("success", "fail_to_start", "term_ignored", "timeout")
+
+
+def restart_yaml(strategy: str, scenario: str, agent: DemoAgent) -> str:
+    if strategy == "command":
+        argv = agent.argv()
+        if scenario == "fail_to_start":
+            argv = ["/nonexistent/govheal-agent-binary"]
+        if scenario == "timeout":
+            argv = [*argv, "--startup-delay", "4"]
+        return (f"{{strategy: command, argv: {json.dumps(argv)}, log_file: {json.dumps(str(agent.log))}, "
+                f"stop_timeout: 500ms}}")
+    if strategy == "launchd":
+        return f"{{strategy: launchd, label: {LABEL}, timeout: 2s}}"
+    if strategy == "systemd":
+        return f"{{strategy: systemd, unit: {UNIT}, user: true, timeout: 2s}}"
+    sig = {"success": "CONT", "fail_to_start": "CONT", "term_ignored": "TERM", "timeout": "USR2"}[scenario]
+    return f"{{strategy: signal, signal: {sig}}}"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_strategy_contract(strategy: str, scenario: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = ["--ignore-term"] if scenario == "term_ignored" else []
+    agent = DemoAgent("agent", free_port(), tmp_path / "run" / "agent.pid", tmp_path / "logs" / "agent.log",
+                      extra=extra)
+    calls = tmp_path / "supervisor-calls.jsonl"
+    mode = {"fail_to_start": "fail", "timeout": "hang"}.get(scenario, "ok")
+    (tmp_path / "supervisor.json").write_text(json.dumps({
+        "mode": mode, "kill_grace": 0.5,
+        "services": {name: {"argv": agent.argv(), "pidfile": str(agent.pidfile), "log": str(agent.log)}
+                     for name in (LABEL, UNIT)}}))
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SUPERVISOR_STATE", str(tmp_path / "supervisor.json"))
+    monkeypatch.setenv("FAKE_SUPERVISOR_LOG", str(calls))
+    cfg_path = tmp_path / "govheal.yaml"
+    cfg_path.write_text(
+        "agents:\n  - name: agent\n"
+        f"    process: {{pidfile: {json.dumps(str(agent.pidfile))}}}\n"
+        f"    health: {{url: {json.dumps(agent.health_url)}, timeout: 300ms}}\n"
+        "    start_grace: 2s\n"
+        f"    restart: {restart_yaml(strategy, scenario, agent)}\n")
+    cfg = parse_config(cfg_path.read_text(), cfg_path)
+    spec = cfg.agent("agent")
+    impl = STRATEGIES[strategy]
+    try:
+        agent.start()
+        old = agent.pid
+        assert old and find_pid(cfg, spec) == old
+        if strategy == "signal" and scenario != "fail_to_start":
+            os.kill(old, signal.SIGSTOP)  # hung: /health stops answering
+        if strategy == "signal" and scenario == "term_ignored":
+            os.kill(old, signal.SIGCONT)
+            agent.fault("unhealthy")
+        if strategy == "signal" and scenario == "fail_to_start":
+            agent.stop()
+        pid = find_pid(cfg, spec)
+
+        def attempt() -> tuple[bool, str, int | None]:
+            try:
+                out = impl.restart(cfg, spec, pid)
+            except StrategyError as exc:
+                return False, str(exc), None
+            v = verify(cfg, spec, successes=2, interval=0.1, grace=spec.start_grace,
+                       clock=time.monotonic, sleep=time.sleep)
+            return v.healed, f"{out.detail}; {v.reason}", v.pid
+
+        healed, reason, new = attempt()
+        expect = EXPECT[strategy][scenario]
+        assert healed is expect[0], reason
+        assert expect[1] in reason
+        if healed and strategy != "signal":
+            assert new and new != old and not running(old), "the old process is gone and a new one answers"
+        if strategy == "signal" and healed:
+            assert new == old
+        if strategy in ("launchd", "systemd"):
+            argv = [json.loads(line) for line in calls.read_text().splitlines()]
+            want = (["launchctl", "kickstart", "-k", f"gui/{os.getuid()}/{LABEL}"] if strategy == "launchd"
+                    else ["systemctl", "--user", "restart", "--", UNIT])
+            assert want in argv
+    finally:
+        if old := agent.pid:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(old, sig)
+        agent.stop()
+        wait_until(lambda: agent.pid is None or not running(agent.pid), 5, what="agent gone")
+
+
+EXPECT: dict[str, dict[str, tuple[bool, str]]] = {
+    "command": {
+        "success": (True, "stopped by SIGTERM"),
+        "fail_to_start": (False, "cannot start /nonexistent/govheal-agent-binary"),
+        "term_ignored": (True, "SIGKILL after 0.5s"),
+        "timeout": (False, "not healthy 2x within start_grace 2s"),
+    },
+    "launchd": {
+        "success": (True, "healthy 2x"),
+        "fail_to_start": (False, f"launchctl kickstart -k gui/{os.getuid()}/{LABEL} exited 1: Job failed"),
+        "term_ignored": (True, "healthy 2x"),
+        "timeout": (False, f"launchctl kickstart -k gui/{os.getuid()}/{LABEL} timed out after 2s"),
+    },
+    "systemd": {
+        "success": (True, "healthy 2x"),
+        "fail_to_start": (False, f"systemctl --user restart -- {UNIT} exited 1"),
+        "term_ignored": (True, "healthy 2x"),
+        "timeout": (False, f"systemctl --user restart -- {UNIT} timed out after 2s"),
+    },
+    "signal": {
+        "success": (True, "sent SIGCONT"),
+        "fail_to_start": (False, "no running process to send SIGCONT to"),
+        "term_ignored": (False, "health check answered 503"),
+        "timeout": (False, "within start_grace 2s"),
+    },
+}
