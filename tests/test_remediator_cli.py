@@ -1,0 +1,140 @@
+"""`govheal restart` end to end on real demo agents: dry-run, unknown agent, a real restart, a SIGKILL
+mid-incident with the state intact afterwards, and an always-crashing agent that opens the circuit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from govheal.config import parse_config
+from govheal.store import db_path
+from remediator.api import Request
+from remediator.audit import read_events
+from remediator.engine import Remediator
+from remediator.store import Store
+from remediator.verify import running
+from tests.support import DemoAgent, demo_config_text, demo_fleet, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+FAST_POLICY = """remediation:
+  verify_successes: 3
+  verify_interval: 200ms
+  backoff_initial: 100ms
+  backoff_max: 1s
+  budget: 3
+"""
+
+pytestmark = pytest.mark.live
+
+
+def write_config(tmp: Path, agents: list[DemoAgent], restart_extra: list[str] | None = None) -> Path:
+    text = demo_config_text(agents, extra=FAST_POLICY)
+    if restart_extra:
+        for a in agents:
+            old = json.dumps(a.argv())
+            text = text.replace(old, json.dumps([*a.argv(), *restart_extra]))
+    path = tmp / "govheal.yaml"
+    path.write_text(text)
+    return path
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "govheal", "restart", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg = write_config(tmp_path, [a])
+        a.fault("unhealthy")
+        pid = a.pid
+        out = cli("A", "--config", str(cfg), "--dry-run")
+        assert out.returncode == 0, out.stderr
+        assert "would restart with command: SIGTERM, wait 5s, SIGKILL the group" in out.stdout
+        assert "unhealthy" in out.stdout and "health check answered 503" in out.stdout
+        assert a.pid == pid and running(pid)
+        assert Store(db_path(tmp_path / "state")).attempts("A") == []
+
+
+def test_unknown_agent_is_refused_with_the_known_names(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A", "B"], start=False) as agents:
+        out = cli("Nope", "--config", str(write_config(tmp_path, agents)))
+    assert out.returncode == 1
+    assert "unknown agent 'Nope'; known agents: A, B" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_real_restart_of_an_unhealthy_agent_is_verified_and_audited(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg = write_config(tmp_path, [a])
+        a.fault("unhealthy")
+        old = a.pid
+        out = cli("A", "--config", str(cfg), "--incident", "op-1")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "A: healed" in out.stdout
+        wait_until(lambda: a.pid not in (None, old), 5, what="new pid")
+        events = read_events(tmp_path / "telemetry" / "autoheal.log")
+        final = events[-1]
+        assert (final["outcome"], final["old_pid"], final["new_pid"]) == ("healed", old, a.pid)
+        assert events[0]["outcome"] == "restarting" and events[0]["diagnostics"]["rss_bytes"] > 0
+        assert any('"GET /health HTTP/1.1" 503' in line for line in events[0]["diagnostics"]["log_tail"])
+        again = cli("A", "--config", str(cfg), "--incident", "op-1")
+        assert "A: duplicate" in again.stdout and a.pid == final["new_pid"]
+
+
+def test_sigkill_mid_incident_then_run_again_state_intact_and_no_second_restart(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg = write_config(tmp_path, [a], restart_extra=["--startup-delay", "2.5"])
+        a.fault("unhealthy")
+        old = a.pid
+        proc = subprocess.Popen([sys.executable, "-m", "govheal", "restart", "A", "--config", str(cfg),
+                                 "--incident", "inc-9"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            log = tmp_path / "telemetry" / "autoheal.log"
+            wait_until(lambda: log.exists() and any(e["outcome"] == "restarting" for e in read_events(log)), 20,
+                       what="restart started")
+            wait_until(lambda: not running(old), 10, what="old agent stopped")
+            proc.send_signal(signal.SIGKILL)  # mid-verification: the new agent is still in its start-up delay
+            proc.wait(5)
+        finally:
+            proc.kill()
+        store = Store(db_path(tmp_path / "state"))
+        inc = store.incident("A", "inc-9")
+        assert inc is not None and (inc.status, inc.attempts, inc.first_pid) == ("in_progress", 1, old)
+        assert len(store.circuit("A").attempts) == 1
+        assert store.attempts("A")[0]["finished_at"] is None
+        a.wait_healthy(15)  # the agent started detached survived the remediator's death
+        out = cli("A", "--config", str(cfg), "--incident", "inc-9")
+        assert out.returncode == 0 and "A: already_recovered" in out.stdout, out.stdout + out.stderr
+        assert len(store.attempts("A")) == 1 and len(store.circuit("A").attempts) == 1
+        assert store.incident("A", "inc-9").status == "done"
+
+
+def test_an_always_crashing_agent_ends_with_the_circuit_open_after_exactly_the_budget(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg_path = write_config(tmp_path, [a], restart_extra=["--crash-after", "0.3"])
+        a.stop()
+        rem = Remediator(parse_config(cfg_path.read_text(), cfg_path))
+        try:
+            outcomes = []
+            for i in range(6):
+                r = rem.submit(Request("A", "restart", f"crash-{i}"))
+                outcomes.append(r.outcome)
+                if r.outcome == "circuit_open":
+                    break
+                wait_until(lambda: not rem.look(rem.config, rem.config.agent("A")).healthy, 5, what="crashed")
+            assert outcomes[-1] == "circuit_open", outcomes
+            assert len(rem.store.attempts("A")) == 3
+            assert rem.circuit_state("A") == "open"
+            assert rem.submit(Request("A", "restart", "crash-later")).outcome == "circuit_open"
+            assert len(rem.store.attempts("A")) == 3
+        finally:
+            rem.close()
+            pid = a.pid
+            if pid and running(pid):
+                a.stop()
