@@ -26,7 +26,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_
     return data.decode(errors="replace").splitlines()[-lines:]
 
 
-def capture(pid: int | None, log_file: Path | None = None, *, cpu_sample: float = 0.05) -> dict:
+def capture(pid: int | None, log_file: Path | None = None, *, cpu_sample: float = 0.02) -> dict:
     """RSS, CPU, threads, open files, status of ``pid`` and the tail of ``log_file``; missing facts are left out."""
     out: dict = {}
     if pid:

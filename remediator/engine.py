@@ -71,7 +71,7 @@ class Remediator:
         if req.action not in ACTIONS:
             raise RemediationError(f"unknown action {req.action!r}; use one of: {', '.join(ACTIONS)}")
         if dry_run:
-            return self._result(agent, req, "skipped", reason="dry run: " + self.plan(req), circuit=None)
+            return self._result(agent, req, "skipped", reason="dry run: " + self.plan(req))
         start = self.clock()
         skip = self._skip_reason(agent, req)
         if skip is not None:
@@ -392,12 +392,11 @@ class Remediator:
         return ev
 
     def _result(self, agent: Agent, req: Request, outcome: str, *, reason: str = "", duration: float = 0.0,
-                old_pid: int | None = None, new_pid: int | None = None, diagnostics: dict | None = None,
-                circuit: str | None = "") -> Result:
+                old_pid: int | None = None, new_pid: int | None = None, diagnostics: dict | None = None) -> Result:
         return Result(agent=agent.name, node=self.config.node_of(agent), incident=req.incident, action=req.action,
                       outcome=outcome, attempts=self._attempts(agent, req), duration_seconds=round(duration, 4),
                       old_pid=old_pid, new_pid=new_pid, reason=reason,
-                      circuit=self.circuit_state(agent.name) if circuit is not None else "closed",
+                      circuit=self.circuit_state(agent.name),
                       diagnostics=diagnostics or {})
 
     def _finish(self, agent: Agent, req: Request, outcome: str, start: float, *, reason: str = "",

@@ -66,6 +66,9 @@ def observe(config: Config, agent: Agent) -> Observation:
     return Observation(pid, True)
 
 
+FIRST_POLL = 0.01  # seconds between observations until the first healthy one
+
+
 @dataclass(frozen=True)
 class Verdict:
     healed: bool
@@ -77,7 +80,7 @@ class Verdict:
 def verify(config: Config, agent: Agent, *, successes: int, interval: float, grace: float,
            clock: Callable[[], float], sleep: Callable[[float], None],
            look: Callable[[Config, Agent], Observation] = observe) -> Verdict:
-    """Healed after ``successes`` healthy observations in a row within ``grace`` seconds; else failed."""
+    """Healed after ``successes`` healthy observations in a row, ``interval`` apart, within ``grace``; else failed."""
     start = clock()
     streak, seen, last = 0, 0, Observation(None, False, "not observed")
     while True:
@@ -86,7 +89,9 @@ def verify(config: Config, agent: Agent, *, successes: int, interval: float, gra
         streak = streak + 1 if last.healthy else 0
         if streak >= successes:
             return Verdict(True, last.pid, f"healthy {successes}x in a row", seen)
-        if clock() - start + interval > grace:
+        # until the first healthy answer poll fast (start-up is what we wait for); then confirm at `interval`
+        step = interval if streak else min(interval, FIRST_POLL)
+        if clock() - start + step > grace:
             why = last.reason or "not healthy long enough"
             return Verdict(False, last.pid, f"not healthy {successes}x within start_grace {grace:g}s: {why}", seen)
-        sleep(interval)
+        sleep(step)
