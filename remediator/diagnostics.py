@@ -26,7 +26,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_
     return data.decode(errors="replace").splitlines()[-lines:]
 
 
-def capture(pid: int | None, log_file: Path | None = None, *, cpu_sample: float = 0.02) -> dict:
+def capture(pid: int | None, log_file: Path | None = None) -> dict:
     """RSS, CPU, threads, open files, status of ``pid`` and the tail of ``log_file``; missing facts are left out."""
     out: dict = {}
     if pid:
@@ -37,12 +37,13 @@ def capture(pid: int | None, log_file: Path | None = None, *, cpu_sample: float 
                 out["rss_bytes"] = p.memory_info().rss
                 out["threads"] = p.num_threads()
                 t = p.cpu_times()
+                age = max(1e-3, time.time() - p.create_time())
                 out["cpu_seconds_total"] = round(t.user + t.system, 3)
-                out["age_seconds"] = round(max(0.0, time.time() - p.create_time()), 1)
+                out["age_seconds"] = round(age, 1)
+                # lifetime average, no blocking sample: a spinning hung agent shows near 100
+                out["cpu_percent_avg"] = round(100 * (t.user + t.system) / age, 1)
             with contextlib.suppress(psutil.Error):
                 out["open_files"] = p.num_fds() if hasattr(p, "num_fds") else len(p.open_files())
-            with contextlib.suppress(psutil.Error):
-                out["cpu_percent"] = p.cpu_percent(interval=cpu_sample)
     if log_file is not None:
         out["log_tail"] = log_tail(log_file)
     return out
