@@ -1,42 +1,107 @@
-"""HTTP health probes: one cheap ``http.client`` request with a hard deadline, run on a persistent pool.
+"""HTTP health probes: one lean GET with a hard deadline, run on a persistent thread pool.
 
-A probe never takes longer than its timeout by more than a socket operation's slack: the remaining
-time is re-applied to the socket before each step. :class:`Prober` runs one probe per agent
-concurrently; a probe still running against a hung agent is waited on again by the next scrape
-instead of starting a second one, so a hung agent costs at most one worker thread (docs/exporter.md).
+A probe is a plain socket: connect, send an ``HTTP/1.0`` GET (no chunked encoding, the server closes
+after answering), read the answer (at most 64 KiB) up to Content-Length or the server's close, parse the status line
+(and match the body for ``body_match``).
+That is about a third of the CPU of ``http.client``, whose header parsing goes through the email
+package (measured: 12 vs 35 ms per 200 probes, docs/exporter.md). The remaining time is re-applied to
+the socket before every step, so a server that trickles bytes cannot stretch a probe past its timeout.
+
+:class:`Prober` runs one probe per agent concurrently; a probe still running against a hung agent is
+waited on again by the next scrape instead of starting a second one, so a hung agent costs at most
+one worker thread.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from exporter.snapshot import ProbeResult
 from govheal.config import HealthCheck
 
-MAX_BODY = 64 * 1024  # bytes of the body read for body_match; health answers are small
+MAX_RESPONSE = 64 * 1024  # bytes read from a health answer; they are small
 USER_AGENT = "govheal-exporter"
+_STATUS_LINE = re.compile(rb"HTTP/\d(?:\.\d)? (\d{3})")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
 class _Deadline(Exception):
     pass
 
 
+class _Malformed(Exception):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[str, str, int, bytes]:
+    """(scheme, host, port, request bytes) for a URL, parsed once."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port:
+        host_header += f":{parts.port}"
+    request = (f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
+               "Accept: */*\r\nConnection: close\r\n\r\n").encode("latin-1")
+    return parts.scheme, host, port, request
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def _exchange(check: HealthCheck, remaining: Callable[[], float]) -> bytes:
+    scheme, host, port, request = _target(check.url)
+    sock = socket.create_connection((host, port), timeout=remaining())
+    try:
+        if scheme == "https":
+            sock = _tls().wrap_socket(sock, server_hostname=host)
+        sock.settimeout(remaining())
+        sock.sendall(request)
+        data = b""
+        while len(data) < MAX_RESPONSE:
+            sock.settimeout(remaining())
+            chunk = sock.recv(MAX_RESPONSE - len(data))
+            if not chunk:
+                break
+            data += chunk
+            head_end = data.find(b"\r\n\r\n")
+            if head_end < 0:
+                continue
+            # read the whole (small) answer even for a status-only check: closing with unread data
+            # would reset the agent's connection mid-write and fill its log with errors
+            length = _CONTENT_LENGTH.search(data, 0, head_end + 2)
+            if length and len(data) >= head_end + 4 + int(length.group(1)):
+                break
+        return data
+    finally:
+        sock.close()
+
+
+def _parse(data: bytes) -> tuple[int, bytes]:
+    status = _STATUS_LINE.match(data)
+    if status is None:
+        raise _Malformed
+    head_end = data.find(b"\r\n\r\n")
+    return int(status.group(1)), (data[head_end + 4:] if head_end >= 0 else b"")
+
+
 def probe(check: HealthCheck, clock: Callable[[], float] = time.monotonic) -> ProbeResult:
     """GET ``check.url``; classify the outcome as one of snapshot.PROBE_REASONS (None = healthy)."""
     start = clock()
     deadline = start + check.timeout
-    status: int | None = None
-    parts = urlsplit(check.url)
-    host = parts.hostname or ""
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     def remaining() -> float:
         left = deadline - clock()
@@ -44,37 +109,20 @@ def probe(check: HealthCheck, clock: Callable[[], float] = time.monotonic) -> Pr
             raise _Deadline
         return left
 
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, parts.port, timeout=remaining(),
-                                           context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=remaining())
     try:
-        conn.connect()
-        assert conn.sock is not None
-        conn.sock.settimeout(remaining())
-        conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Connection": "close"})
-        conn.sock.settimeout(remaining())
-        resp = conn.getresponse()
-        status = resp.status
-        body = b""
-        if check.body_match is not None:
-            body = resp.read(MAX_BODY)
-        reason = None
-        if status != check.expect_status:
-            reason = "bad_status"
-        elif check.body_match is not None and not re.search(check.body_match, body.decode("utf-8", "replace")):
-            reason = "body_mismatch"
-        return ProbeResult(clock() - start, reason, status)
+        status, body = _parse(_exchange(check, remaining))
     except (_Deadline, TimeoutError):
-        return ProbeResult(min(clock() - start, check.timeout), "timeout", status)
+        return ProbeResult(min(clock() - start, check.timeout), "timeout")
     except ConnectionRefusedError:
-        return ProbeResult(clock() - start, "refused", None)
-    except (OSError, http.client.HTTPException, ValueError):
-        return ProbeResult(clock() - start, "error", status)
-    finally:
-        conn.close()
+        return ProbeResult(clock() - start, "refused")
+    except (OSError, _Malformed, ValueError, UnicodeError):
+        return ProbeResult(clock() - start, "error")
+    reason = None
+    if status != check.expect_status:
+        reason = "bad_status"
+    elif check.body_match is not None and not re.search(check.body_match, body.decode("utf-8", "replace")):
+        reason = "body_mismatch"
+    return ProbeResult(clock() - start, reason, status)
 
 
 class ProbeBatch:
