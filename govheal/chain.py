@@ -8,12 +8,15 @@ the fleet's node name, so what runs is what `promtool`/`amtool` checked.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from govheal.supervise import Child, Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -82,12 +85,52 @@ def render_alertmanager(receiver_url: str, token_file: Path, source: Path = ALER
     return yaml.safe_dump(data, sort_keys=False)
 
 
+# Prometheus re-sends firing alerts every resend-delay (default 1m). Alerts fired before the
+# Alertmanager is discovered are dropped until then, and the Watchdog would be late by a minute;
+# 5 s costs a few tiny POSTs. Alertmanager then expires an alert 4 x 5 s = 20 s after Prometheus
+# stops sending it (docs/alerting.md).
+RESEND_DELAY = "5s"
+
+
 def prometheus_argv(binary: str, config_file: Path, data_dir: Path, listen: str) -> list[str]:
     return [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
-            f"--web.listen-address={listen}", "--storage.tsdb.retention.time=15d", "--log.level=warn"]
+            f"--web.listen-address={listen}", "--storage.tsdb.retention.time=15d",
+            f"--rules.alert.resend-delay={RESEND_DELAY}", "--log.level=warn"]
 
 
 def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: str) -> list[str]:
     # --cluster.listen-address= : a lone local instance, no gossip on 0.0.0.0:9094 (ecosystem-facts §2.2).
     return [binary, f"--config.file={config_file}", f"--storage.path={data_dir}",
             f"--web.listen-address={listen}", "--cluster.listen-address=", "--log.level=warn"]
+
+
+def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: Path, receiver_url: str,
+                token_file: Path, profile: str = "single-host") -> Endpoints:
+    """Start exporter, Alertmanager and Prometheus for ``config_file`` on free loopback ports, alerts
+    going to ``receiver_url`` (the govheal receiver, or a test sink). Used by tests and benchmarks."""
+    from govheal.stack import child_env, free_port, http_ok
+    from govheal.tools import require
+
+    ports = {name: f"127.0.0.1:{free_port()}" for name in ("exporter", "alertmanager", "prometheus")}
+    endpoints = Endpoints(exporter=ports["exporter"], alertmanager=ports["alertmanager"],
+                          prometheus=ports["prometheus"])
+    logs = run_dir / "logs"
+    exporter_url = f"http://{endpoints.exporter}"
+    supervisor.start(Child(
+        "exporter", [sys.executable, "-m", "govheal", "exporter", "--config", str(config_file),
+                     "--listen", endpoints.exporter],
+        logs / "exporter.log", ready=lambda: http_ok(exporter_url + "/healthz"), env=child_env()))
+    am_file = run_dir / "alertmanager.yml"
+    am_file.write_text(render_alertmanager(receiver_url, token_file))
+    am_url = f"http://{endpoints.alertmanager}"
+    supervisor.start(Child(
+        "alertmanager", alertmanager_argv(require("alertmanager"), am_file, run_dir / "am-data",
+                                          endpoints.alertmanager),
+        logs / "alertmanager.log", ready=lambda: http_ok(am_url + "/-/ready")))
+    prom_file = run_dir / "prometheus.yml"
+    prom_file.write_text(render_prometheus(endpoints, node, profile))
+    prom_url = f"http://{endpoints.prometheus}"
+    supervisor.start(Child(
+        "prometheus", prometheus_argv(require("prometheus"), prom_file, run_dir / "prom-data", endpoints.prometheus),
+        logs / "prometheus.log", ready=lambda: http_ok(prom_url + "/-/ready"), ready_timeout=60))
+    return endpoints
