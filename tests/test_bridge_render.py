@@ -64,7 +64,7 @@ def test_every_rendering_is_accepted_by_the_services_rules(case: str) -> None:
     tg = render.telegram_text([n])
     plain = parse_html(tg.html)  # raises on anything Telegram would reject
     assert utf16_len(plain) <= render.TELEGRAM_TEXT_MAX
-    assert utf16_len(tg.plain) <= render.TELEGRAM_TEXT_MAX
+    assert tg.plain == plain  # the plain-text retry shows exactly what the HTML would have shown
 
 
 def test_untrusted_text_cannot_inject_markup_or_mentions() -> None:
@@ -107,7 +107,8 @@ def test_packing_respects_ten_embeds_and_six_thousand_characters() -> None:
     assert render.pack_discord(big) == 1
     assert render.pack_telegram(big) == 1
     n = render.pack_telegram(small)
-    assert 1 < n < 25 and utf16_len(render.telegram_text(small[:n]).html) <= render.TELEGRAM_BUDGET
+    assert 1 < n < 25 and utf16_len(parse_html(render.telegram_text(small[:n]).html)) <= render.TELEGRAM_BUDGET
+    assert utf16_len(parse_html(render.telegram_text(small[: n + 1]).html)) > render.TELEGRAM_BUDGET
 
 
 def test_colours_and_labels_follow_severity_and_status() -> None:

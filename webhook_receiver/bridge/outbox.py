@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from govheal.store import migrate, tx
 
@@ -66,7 +67,7 @@ SCHEMA = (
     )
     """,
 )
-BATCH = 200
+BATCH = 64  # enough to fill one message (10 embeds / ~4000 characters) after coalescing
 BACKOFF_MAX = 300.0
 KEEP_DONE = 7 * 86400.0
 
@@ -218,6 +219,18 @@ class Outbox:
             self.conn.execute("DELETE FROM outbox_messages WHERE updated < ?", (before,))
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The next message: new (``ref`` None) or an edit of ``ref``, already rendered."""
+
+    at: float
+    ref: MessageRef | None
+    batch: list[Item]
+    merged: list[Item]
+    notices: list[Notice]
+    rendered: Any
+
+
 class ChannelWorker(threading.Thread):
     """Delivers one channel's queue: paced, merged, edit-in-place, retried; never dies on an error."""
 
@@ -235,6 +248,7 @@ class ChannelWorker(threading.Thread):
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.degraded, chat_id = outbox.channel_state(name)
+        self.planned: Plan | None = None
         self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
         if chat_id and hasattr(notifier, "chat_id"):
             notifier.chat_id = chat_id
@@ -260,21 +274,32 @@ class ChannelWorker(threading.Thread):
                 self.wake.clear()
 
     def step(self) -> float:
-        """Deliver at most one message; return how long to pause (0 = go again)."""
+        """Deliver at most one message; return how long to pause (0 = go again).
+
+        While the pacer holds us back, the next message is planned and rendered, so it leaves the
+        moment the window opens (the storm drains at the rate limit, not at the limit plus our work).
+        """
         now = self.clock()
         if self.degraded and now < self.probe_at:
             return min(self.probe_at - now, 1.0)
         wait = self.notifier.ready_in()
+        plan = self.planned if self.planned is not None and now - self.planned.at < 1.0 else None
+        self.planned = None
+        if plan is None:
+            items = self.outbox.due(self.channel, now)
+            if not items:
+                nxt = self.outbox.next_due(self.channel)
+                return 1.0 if nxt is None else min(max(nxt - now, 0.005), 1.0)
+            plan = self.plan(items, now)
+            if plan is None:
+                return 0.0
         if wait > 0:
+            self.planned = plan
             return wait
-        items = self.outbox.due(self.channel, now)
-        if not items:
-            nxt = self.outbox.next_due(self.channel)
-            return 1.0 if nxt is None else min(max(nxt - now, 0.005), 1.0)
-        self.deliver(items)
+        self.execute(plan)
         return 0.0
 
-    def deliver(self, items: list[Item]) -> None:
+    def plan(self, items: list[Item], now: float) -> Plan | None:
         latest = {it.key: it for it in items}  # the newest state of each incident wins
         live = [it for it in items if latest[it.key] is it]
         head = live[0]
@@ -288,7 +313,7 @@ class ChannelWorker(threading.Thread):
             notices = [update.get(n.key, n) for n in old]
             if self.notifier.pack(notices) < len(notices):  # the update no longer fits: send it anew
                 self.outbox.forget(self.channel, update)
-                return
+                return None
         else:
             have = self.outbox.keys_with_messages(self.channel, [it.key for it in live])
             fresh = [it for it in live if it.key not in have] or [head]
@@ -296,17 +321,19 @@ class ChannelWorker(threading.Thread):
             notices = [it.notice for it in batch]
         keys = {it.key for it in batch}
         merged = [it for it in items if it.key in keys and latest[it.key] is not it]
-        rendered = self.notifier.render(notices)
+        return Plan(now, ref, batch, merged, notices, self.notifier.render(notices))
+
+    def execute(self, plan: Plan) -> None:
         try:
-            new_ref = self.notifier.edit(ref, rendered) if ref else self.notifier.send(rendered)
+            new_ref = self.notifier.edit(plan.ref, plan.rendered) if plan.ref else self.notifier.send(plan.rendered)
         except NotifyError as exc:
-            self.failed(exc, batch + merged, ref)
+            self.failed(exc, plan.batch + plan.merged, plan.ref)
             return
         now = self.clock()
-        self.outbox.ack(self.channel, batch, merged, new_ref, notices, now)
-        self.metrics.count(self.channel, "sent", len(batch))
-        self.metrics.count(self.channel, "merged", len(batch) - 1 + len(merged))
-        for it in batch:
+        self.outbox.ack(self.channel, plan.batch, plan.merged, new_ref, plan.notices, now)
+        self.metrics.count(self.channel, "sent", len(plan.batch))
+        self.metrics.count(self.channel, "merged", len(plan.batch) - 1 + len(plan.merged))
+        for it in plan.batch:
             self.metrics.delivery.labels(self.channel).observe(max(0.0, now - it.accepted))
         chat_id = getattr(self.notifier, "chat_id", None)
         if self.degraded or (new_ref.chat_id and new_ref.chat_id != self.outbox.channel_state(self.channel)[1]):

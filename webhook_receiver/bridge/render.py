@@ -6,10 +6,12 @@ inside markup; the identity (title, status, agent, node) is rendered first and n
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from .model import SEVERITY_LABEL, Notice
 
@@ -82,14 +84,15 @@ def discord_escape(text: str) -> str:
     return _DISCORD_LINE_START.sub(r"\1\\\2", _DISCORD_MD.sub(r"\\\1", text))
 
 
-def _escaped_trim(text: str, limit: int, escape) -> str:
-    """Trim raw text so that its *escaped* form fits ``limit`` (escaping can only grow text)."""
+def _escaped_trim(text: str, limit: int, escape, measure=len) -> str:
+    """Trim raw text so that its *escaped* form fits ``limit`` (escaping only grows text, so the cut is
+    always in the raw text and never inside an escape)."""
     budget = limit
     while True:
         out = escape(trim(text, budget))
-        if len(out) <= limit or budget <= 1:
-            return out[:limit] if len(out) > limit else out
-        budget -= max(1, len(out) - limit)
+        if measure(out) <= limit or budget <= 1:
+            return out if measure(out) <= limit else ""
+        budget -= max(1, measure(out) - limit)
 
 
 def embed_size(embed: dict) -> int:
@@ -99,7 +102,8 @@ def embed_size(embed: dict) -> int:
     return size + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
 
 
-def discord_embed(n: Notice) -> dict:
+@lru_cache(maxsize=4096)
+def _discord_embed(n: Notice) -> dict:
     """One embed, within every per-embed limit and at most DISCORD_TOTAL_MAX on its own."""
     e = lambda s, lim: _escaped_trim(s, lim, discord_escape)  # noqa: E731
     fields: list[dict] = []
@@ -130,6 +134,11 @@ def discord_embed(n: Notice) -> dict:
     return embed
 
 
+def discord_embed(n: Notice) -> dict:
+    """One embed, within every per-embed limit and at most DISCORD_TOTAL_MAX on its own."""
+    return copy.deepcopy(_discord_embed(n))
+
+
 def discord_payload(notices: list[Notice]) -> dict:
     return {"embeds": [discord_embed(n) for n in notices], "allowed_mentions": {"parse": []}}
 
@@ -138,7 +147,7 @@ def pack_discord(notices: list[Notice]) -> int:
     """How many of the leading notices fit one message (≤ 10 embeds, ≤ 6000 in total); at least 1."""
     total = 0
     for i, n in enumerate(notices[:DISCORD_EMBEDS_MAX]):
-        total += embed_size(discord_embed(n))
+        total += embed_size(_discord_embed(n))
         if total > DISCORD_TOTAL_MAX:
             return max(1, i)
     return max(1, min(len(notices), DISCORD_EMBEDS_MAX))
@@ -150,7 +159,7 @@ def pack_discord(notices: list[Notice]) -> int:
 @dataclass(frozen=True)
 class TelegramText:
     html: str
-    plain: str  # the same message without markup, for the parse-error retry
+    plain: str  # what Telegram shows (tags removed, entities decoded): the parse-error retry sends this
 
 
 def tg_len(text: str) -> int:
@@ -162,51 +171,44 @@ def tg_escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _tg_block(n: Notice, limit: int) -> TelegramText:
+_TAG = re.compile(r"<[^>]*>")
+
+
+def tg_visible(markup: str) -> str:
+    """The text Telegram counts against 4096: our tags removed, entities decoded (untrusted text has no
+    raw ``<`` after escaping, so every tag matched here is ours)."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def _tg_block(n: Notice, limit: int) -> str:
     h: list[str] = []
-    p: list[str] = []
-
-    def line(html_part: str, plain_part: str) -> None:
-        h.append(html_part)
-        p.append(plain_part)
-
-    head = trim(headline(n), 300)
-    line(f"{EMOJI[tone(n)]} <b>{tg_escape(head)}</b>", f"{EMOJI[tone(n)]} {head}")
-    where = []
-    if n.agent:
-        where.append(("agent", trim(n.agent, 128)))
-    if n.node:
-        where.append(("node", trim(n.node, 128)))
+    tone_ = tone(n)
+    h.append(f"{EMOJI[tone_]} <b>{tg_escape(trim(headline(n), 300))}</b>")
+    where = [(k, trim(v, 128)) for k, v in (("agent", n.agent), ("node", n.node)) if v]
     if where:
-        line(" · ".join(f"{k} <code>{tg_escape(v)}</code>" for k, v in where), " · ".join(f"{k} {v}" for k, v in where))
+        h.append(" · ".join(f"{k} <code>{tg_escape(v)}</code>" for k, v in where))
     if n.summary:
-        s = trim(n.summary, 600)
-        line(tg_escape(s), s)
+        h.append(tg_escape(trim(n.summary, 600)))
     if n.action:
-        a = trim(n.action, 600)
-        line(f"<b>govheal:</b> {tg_escape(a)}", f"govheal: {a}")
+        h.append(f"<b>govheal:</b> {tg_escape(trim(n.action, 600))}")
     url = _safe_url(n.runbook_url)
     if url:
-        line(f'<a href="{html.escape(url, quote=True)}">Runbook</a>', f"Runbook: {url}")
+        h.append(f'<a href="{html.escape(url, quote=True)}">Runbook</a>')
     if n.fields:
-        kv = ", ".join(f"{trim(k, 64)}={trim(v, 128)}" for k, v in n.fields[:20])
-        kv = trim(kv, 600)
-        line(f"<i>{tg_escape(kv)}</i>", kv)
-    key = trim(n.key, 200)
-    line(f"<code>{tg_escape(key)}</code>", key)
+        kv = trim(", ".join(f"{trim(k, 64)}={trim(v, 128)}" for k, v in n.fields[:20]), 600)
+        h.append(f"<i>{tg_escape(kv)}</i>")
+    key = f"<code>{tg_escape(trim(n.key, 200))}</code>"
     if n.description:
-        used = tg_len("\n".join(h)) + 2
-        room = limit - used
+        room = limit - tg_len("\n".join([*h, key])) - 1
         if room > 40:
-            d = trim(n.description, room)
-            while tg_len(tg_escape(d)) > room and len(d) > 1:
-                d = trim(n.description, len(d) - (tg_len(tg_escape(d)) - room) - 1)
-            h.insert(len(h) - 1, tg_escape(d))
-            p.insert(len(p) - 1, d)
-    return TelegramText("\n".join(h), "\n".join(p))
+            h.append(_escaped_trim(n.description, room, tg_escape, measure=tg_len))
+    h.append(key)
+    return "\n".join(h)
 
 
-def telegram_block(n: Notice) -> TelegramText:
+@lru_cache(maxsize=4096)
+def telegram_block(n: Notice) -> str:
+    """One notice as Telegram HTML, at most TELEGRAM_NOTICE_MAX UTF-16 units of markup."""
     return _tg_block(n, TELEGRAM_NOTICE_MAX)
 
 
@@ -214,15 +216,15 @@ SEPARATOR = "\n\n"
 
 
 def telegram_text(notices: list[Notice]) -> TelegramText:
-    blocks = [telegram_block(n) for n in notices]
-    return TelegramText(SEPARATOR.join(b.html for b in blocks), SEPARATOR.join(b.plain for b in blocks))
+    markup = SEPARATOR.join(telegram_block(n) for n in notices)
+    return TelegramText(markup, tg_visible(markup))
 
 
 def pack_telegram(notices: list[Notice]) -> int:
-    """How many of the leading notices fit one message under TELEGRAM_BUDGET; at least 1."""
+    """How many of the leading notices fit one message (visible length ≤ TELEGRAM_BUDGET); at least 1."""
     total = 0
     for i, n in enumerate(notices):
-        total += tg_len(telegram_block(n).html) + (2 if i else 0)
+        total += tg_len(tg_visible(telegram_block(n))) + (len(SEPARATOR) if i else 0)
         if total > TELEGRAM_BUDGET:
             return max(1, i)
     return max(1, len(notices))

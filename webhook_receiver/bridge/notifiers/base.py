@@ -109,12 +109,15 @@ class Notifier:
     # ------------------------------------------------------------------ HTTP, shared by the notifiers
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One paced request; transport failures become a redacted transient NotifyError."""
-        self.pacer.record()
         headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
         try:
             return self.http.request(method, url, timeout=TIMEOUT, headers=headers, **kwargs)
         except requests.RequestException as exc:
             raise NotifyError(self.redact(f"{self.type}: {type(exc).__name__}: {exc}"), kind=TRANSIENT) from None
+        finally:
+            # counted when the answer is back: the service saw the request before that, so spacing
+            # measured from here is never shorter on the service's side, whatever the network jitter
+            self.pacer.record()
 
     @staticmethod
     def body(resp: requests.Response) -> dict:

@@ -1,0 +1,262 @@
+"""Bridge against the local fake Discord and Telegram servers: delivery, merging, edits, fallback."""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from govheal.config import Config, parse_config
+from govheal.errors import GovhealError
+from govheal.store import connect, db_path
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_telegram import FakeTelegram
+from webhook_receiver.bridge import Bridge, Notice, render
+from webhook_receiver.bridge.render import tg_len
+from webhook_receiver.bridge.secrets import Secrets
+
+
+def bridge_config(tmp: Path, discord_url: str | None, telegram: tuple[str, str, str] | None,
+                  *, discord_min: str = "info", telegram_min: str = "info") -> Config:
+    """A config with the given channels; secrets written to files under ``tmp/secrets``."""
+    secrets = tmp / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    lines = ["node: n1", "state_dir: state", "agents:", "  - name: GG", "    process: {pidfile: run/GG.pid}",
+             "    restart: {strategy: command, argv: ['true']}", "notifications:", "  channels:"]
+    if discord_url:
+        (secrets / "discord").write_text(discord_url + "\n")
+        lines.append(f"    discord: {{type: discord, webhook_url_file: secrets/discord, min_severity: {discord_min}}}")
+    if telegram:
+        token, chat, api = telegram
+        (secrets / "telegram").write_text(token + "\n")
+        lines.append(f"    telegram: {{type: telegram, bot_token_file: secrets/telegram, chat_id: '{chat}', "
+                     f"api_url: '{api}', min_severity: {telegram_min}}}")
+    path = tmp / "govheal.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return parse_config(path.read_text(), path)
+
+
+def make_bridge(cfg: Config, **kw) -> Bridge:
+    conn = connect(db_path(cfg.state_path))
+    return Bridge(cfg, conn=conn, secrets=Secrets.load(cfg, env={}), **kw)
+
+
+def notice(i: int | str, **kw) -> Notice:
+    base = dict(key=f"k{i}", severity="critical", status="firing", title=f"AgentDown: GG on n1 #{i}",
+                summary=f"GG is down (id={i})", agent="GG", node="n1", alertname="AgentDown",
+                action=None, runbook_url="https://runbooks.example/AgentDown", created=time.time())
+    base.update(kw)
+    return Notice(**base)
+
+
+def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def fakes():
+    with FakeDiscord(limit=5, period=0.5) as d, FakeTelegram(per_chat=(1, 0.2), per_group=(20, 4.0)) as t:
+        yield d, t
+
+
+# the fakes' limits, scaled so the storm test runs in seconds (the benchmark uses the real ones)
+FAST = {"discord": [(5, 0.5)], "telegram": [(1, 0.2)]}
+
+
+@pytest.fixture
+def bridge_of(tmp_path: Path, fakes):
+    made: list[Bridge] = []
+
+    def make(*, discord: bool = True, telegram: bool = True, start: bool = True, **kw) -> Bridge:
+        d, t = fakes
+        cfg = bridge_config(tmp_path, d.url if discord else None,
+                            (t.token, "424242", t.api_url) if telegram else None,
+                            discord_min=kw.pop("discord_min", "info"), telegram_min=kw.pop("telegram_min", "info"))
+        b = make_bridge(cfg, pacing=kw.pop("pacing", FAST), **kw)
+        made.append(b)
+        if start:
+            b.start()
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+def drained(b: Bridge) -> bool:
+    return not any(b.depth().values())
+
+
+def ids_in(texts: list[str]) -> collections.Counter:
+    return collections.Counter(int(m) for t in texts for m in re.findall(r"\(id=(\d+)\)", t))
+
+
+def discord_texts(d: FakeDiscord) -> list[str]:
+    return [e["description"] for r in d.received if r["method"] == "POST" for e in r["body"]["embeds"]]
+
+
+def sample(b: Bridge, name: str, **labels: str) -> float | None:
+    return b.registry.get_sample_value(name, labels)
+
+
+def test_every_channel_series_starts_at_zero(bridge_of) -> None:
+    b = bridge_of(start=False)
+    for ch in ("discord", "telegram"):
+        for outcome in ("sent", "failed", "retried", "dropped_permanent", "merged"):
+            assert sample(b, "govheal_notifications_total", channel=ch, outcome=outcome) == 0
+        assert sample(b, "govheal_outbox_depth", channel=ch) == 0
+        assert sample(b, "govheal_outbox_oldest_age_seconds", channel=ch) == 0
+        assert sample(b, "govheal_channel_degraded", channel=ch) == 0
+        assert sample(b, "govheal_notification_delivery_seconds_count", channel=ch) == 0
+
+
+def test_notify_is_durable_and_does_not_touch_the_network(bridge_of, fakes) -> None:
+    b = bridge_of(start=False)
+    t0 = time.monotonic()
+    for i in range(50):
+        b.notify(notice(i))
+    assert time.monotonic() - t0 < 5
+    assert b.depth() == {"discord": 50, "telegram": 50}
+    assert sample(b, "govheal_outbox_depth", channel="discord") == 50
+    assert fakes[0].requests == 0 and fakes[1].requests == 0
+
+
+def test_a_storm_of_1000_drains_with_nothing_lost_or_duplicated_near_the_rate_minimum(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of()
+    storm = [notice(i) for i in range(1000)]
+    t0 = time.monotonic()
+    for n in storm:
+        b.notify(n)
+    wait_for(lambda: drained(b), timeout=60, what="the storm to drain")
+    elapsed = time.monotonic() - t0
+    assert ids_in(discord_texts(d)) == collections.Counter(range(1000))
+    assert ids_in([r["text"] for r in t.received]) == collections.Counter(range(1000))
+    # theoretical minimum: Discord 10 embeds/request, 5 requests/0.5 s; Telegram by total text, 1 message/0.2 s
+    discord_min = (math.ceil(math.ceil(1000 / 10) / 5) - 1) * 0.5
+    text = sum(tg_len(render.tg_visible(render.telegram_block(n))) + 2 for n in storm)
+    telegram_min = (math.ceil(text / render.TELEGRAM_TEXT_MAX) - 1) * 0.2
+    # 100 requests at 10 embeds each, a few more while the storm is still arriving
+    posts = len([r for r in d.received if r["method"] == "POST"])
+    assert posts <= 105
+    print(f"storm: {elapsed:.2f}s, minimum discord {discord_min:.2f}s telegram {telegram_min:.2f}s")
+    assert elapsed <= 1.2 * max(discord_min, telegram_min), (elapsed, discord_min, telegram_min)
+    assert d.rate_limited == 0 and t.rate_limited == 0  # paced below the limits, not by 429s
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="sent") == 1000
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="merged") == 1000 - posts
+
+
+def test_one_incident_is_one_message_edited_as_it_moves(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of()
+    for status, action in (("firing", None), ("restarting", "restarting (attempt 1 of 3)"),
+                           ("recovered", "restarted in 2.3 s, PID 812 → 905")):
+        b.notify(notice(7, status=status, action=action))
+        wait_for(lambda: drained(b), what=f"{status} delivered")
+        time.sleep(0.15)
+    assert [r["method"] for r in d.received] == ["POST", "PATCH", "PATCH"]
+    assert len({r["id"] for r in d.received}) == 1
+    assert d.messages[d.received[0]["id"]]["embeds"][0]["title"].startswith("CRIT · RECOVERED")
+    assert [r["method"] for r in t.received] == ["sendmessage", "editmessagetext", "editmessagetext"]
+    assert "RECOVERED" in t.messages[("424242", t.received[0]["message_id"])]
+    assert "PID 812 → 905" in t.received[-1]["text"]
+
+
+def test_a_failed_edit_falls_back_to_a_new_message(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of()
+    b.notify(notice(1))
+    wait_for(lambda: drained(b))
+    d.messages.clear()  # someone deleted the message in Discord
+    t.messages.clear()
+    b.notify(notice(1, status="recovered"))
+    wait_for(lambda: drained(b))
+    assert [r["method"] for r in d.received] == ["POST", "POST"]
+    assert [r["method"] for r in t.received] == ["sendmessage", "sendmessage"]
+    assert "RECOVERED" in d.received[-1]["body"]["embeds"][0]["title"]
+
+
+def test_a_deleted_webhook_degrades_discord_and_the_message_goes_to_telegram(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of(telegram_min="critical", probe_interval=0.5)
+    d.deleted = True
+    b.notify(notice(1, severity="warning"))  # only Discord wants a warning
+    wait_for(lambda: any("(id=1)" in r["text"] for r in t.received), what="fallback to Telegram")
+    assert sample(b, "govheal_channel_degraded", channel="discord") == 1
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="dropped_permanent") == 1
+    b.notify(notice(2, severity="warning"))  # while degraded, routed to Telegram as well
+    wait_for(lambda: any("(id=2)" in r["text"] for r in t.received), what="routing around the degraded channel")
+    d.deleted = False  # the operator fixed the webhook: the next probe succeeds and clears the flag
+    b.notify(notice(3, severity="warning"))
+    wait_for(lambda: sample(b, "govheal_channel_degraded", channel="discord") == 0, what="recovery")
+    assert "(id=3)" in json.dumps(d.received[-1]["body"])
+
+
+def test_discord_429_retry_after_is_honoured(bridge_of, fakes) -> None:
+    d, _ = fakes
+    b = bridge_of(telegram=False)
+    d.inject(429, {"message": "You are being rate limited.", "retry_after": 0.6, "global": False},
+             {"Retry-After": "1"})
+    t0 = time.monotonic()
+    b.notify(notice(1))
+    wait_for(lambda: d.received, what="delivery after the 429")
+    assert d.received[0]["t"] - t0 >= 0.6
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="retried") == 1
+
+
+def test_5xx_is_retried_until_delivered(bridge_of, fakes) -> None:
+    _, t = fakes
+    b = bridge_of(discord=False)
+    t.inject(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, times=2)
+    b.notify(notice(1))
+    wait_for(lambda: t.received, timeout=20, what="delivery after two 502s")
+    assert sample(b, "govheal_notifications_total", channel="telegram", outcome="failed") == 2
+    assert sample(b, "govheal_notifications_total", channel="telegram", outcome="sent") == 1
+
+
+def test_telegram_parse_error_is_retried_as_plain_text(bridge_of, fakes) -> None:
+    _, t = fakes
+    b = bridge_of(discord=False)
+    t.inject(400, {"ok": False, "error_code": 400,
+                   "description": "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 3"})
+    b.notify(notice(1))
+    wait_for(lambda: t.received)
+    assert t.received[0]["parse_mode"] is None and "AgentDown: GG on n1 #1" in t.received[0]["text"]
+
+
+def test_min_severity_routes_per_channel_and_direct_reaches_every_channel(bridge_of, fakes) -> None:
+    d, _ = fakes
+    b = bridge_of(telegram_min="critical", start=False)
+    b.notify(notice(1, severity="info"))
+    b.notify(notice(2, severity="critical"))
+    assert b.depth() == {"discord": 2, "telegram": 1}
+    b.send_direct(notice(3, severity="info", title="alert pipeline silent"))
+    assert b.depth() == {"discord": 3, "telegram": 2}
+    b.start()
+    wait_for(lambda: drained(b))
+    first = d.received[0]["body"]["embeds"][0]
+    assert "alert pipeline silent" in first["title"]  # the dead-man's switch jumps the queue
+
+
+def test_a_missing_secret_is_a_clear_error_naming_the_channel(tmp_path: Path) -> None:
+    cfg = bridge_config(tmp_path, "https://discord.example/api/webhooks/1/x", None)
+    (tmp_path / "secrets" / "discord").unlink()
+    with pytest.raises(GovhealError, match=r"notifications\.channels\.discord\.webhook_url_file: cannot read"):
+        Secrets.load(cfg, env={})
+    path = tmp_path / "govheal.yaml"
+    path.write_text(path.read_text().replace(", webhook_url_file: secrets/discord", ""))
+    cfg = parse_config(path.read_text(), path)
+    with pytest.raises(GovhealError, match="GOVHEAL_DISCORD_WEBHOOK_URL"):
+        Secrets.load(cfg, env={})
+    assert Secrets.load(cfg, env={"GOVHEAL_DISCORD_WEBHOOK_URL": "https://d.example/api/webhooks/1/abc"})
