@@ -1,0 +1,145 @@
+"""`govheal up` (what `make run` calls): starts the whole chain, prints its URLs, stops everything."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from govheal import tools
+from govheal.config import parse_config
+from govheal.stack import PortTaken, Up, ensure_token
+from tests.support import DemoAgent, demo_config_text, free_port, http_get, is_running
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _config(tmp: Path, names: list[str], exporter_port: int | None = None) -> tuple[Path, list[DemoAgent]]:
+    agents = [DemoAgent(n, free_port(), tmp / "run" / f"{n}.pid", tmp / "logs" / f"{n}.log") for n in names]
+    listen = f"listen: {{exporter: '127.0.0.1:{exporter_port or free_port()}', receiver: '127.0.0.1:{free_port()}'}}"
+    path = tmp / "govheal.yaml"
+    path.write_text(demo_config_text(agents, node="up-node", extra=listen))
+    return path, agents
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.live
+def test_up_starts_every_component_prints_urls_and_sigterm_leaves_nothing_running(tmp_path):
+    cfg, agents = _config(tmp_path, ["A", "B"])
+    proc = subprocess.Popen([sys.executable, "-m", "govheal", "up", "--config", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("govheal up: ready:"):
+                ready.set()
+    threading.Thread(target=read, daemon=True).start()
+    children: list[psutil.Process] = []
+    try:
+        assert ready.wait(90), "".join(lines)
+        urls = dict(re.findall(r"(\w+)=(\S+)", next(line for line in lines if line.startswith("govheal up: ready:"))))
+        assert set(urls) >= {"prometheus", "alertmanager", "exporter"}
+        assert http_get(urls["prometheus"] + "/-/ready")[0] == 200
+        assert http_get(urls["alertmanager"] + "/-/ready")[0] == 200
+        status, body = http_get(urls["exporter"])
+        assert status == 200 and 'govheal_agent_up{agent="A",node="up-node"} 1.0' in body
+        if "receiver" in urls:
+            assert http_get(urls["receiver"] + "/healthz")[0] == 200
+        for a in agents:
+            assert http_get(a.health_url)[0] == 200
+        text = "".join(lines)
+        for name in ("agent A", "agent B", "exporter", "alertmanager", "prometheus"):
+            assert re.search(rf"^  {name}\s+ready", text, flags=re.M), text
+        token = tmp_path / "up" / "secrets" / "webhook_token"
+        assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
+        children = _descendants(proc.pid)
+        assert len(children) >= 6
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, "".join(lines)
+    assert "govheal up: stopped" in "".join(lines)
+    left = [c for c in children if is_running(c.pid)]
+    assert left == [], f"left running: {[(c.pid, c.name()) for c in left]}"
+    assert all(not is_running(a.pid or 0) for a in agents)
+
+
+def test_up_uses_a_free_port_when_the_exporters_is_taken_and_says_so(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        cfg, _ = _config(tmp_path, ["A"], exporter_port=port)
+        config = parse_config(cfg.read_text(), source=cfg)
+        out: list[str] = []
+        up = Up(config)
+        up.say = out.append
+        chosen = up.listen_for("exporter", config.listen.exporter)
+        assert chosen != f"127.0.0.1:{port}"
+        assert f"127.0.0.1:{port} is taken by another program" in out[0]
+
+
+def test_up_refuses_when_an_agents_port_is_held_by_another_program(tmp_path):
+    cfg, agents = _config(tmp_path, ["A"])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", agents[0].port))
+        holder.listen()
+        up = Up(parse_config(cfg.read_text(), source=cfg))
+        with pytest.raises(PortTaken, match=rf"port {agents[0].port} of agent A .*change the agent's port in"):
+            up.agent_plan()
+
+
+def test_a_missing_binary_is_refused_with_this_os_install_command(monkeypatch):
+    monkeypatch.setattr(tools.shutil, "which", lambda name, **kw: None)
+    with pytest.raises(tools.MissingBinary, match=r"prometheus-alertmanager or alertmanager.*apt-get install "
+                                                  r"prometheus prometheus-alertmanager"):
+        tools.require("alertmanager", system="Linux")
+    with pytest.raises(tools.MissingBinary, match="brew install prometheus alertmanager"):
+        tools.require("prometheus", system="Darwin")
+
+
+def test_up_cli_refuses_without_prometheus_on_path_before_starting_anything(tmp_path):
+    cfg, _ = _config(tmp_path, ["A"])
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    result = subprocess.run([sys.executable, "-m", "govheal", "up", "--config", str(cfg)], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "prometheus not found on PATH" in result.stderr and "install it with" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "up").exists()
+
+
+def test_token_file_is_created_private_and_kept(tmp_path):
+    token = ensure_token(tmp_path / "secrets" / "token")
+    first = token.read_text()
+    assert (token.stat().st_mode & 0o777) == 0o600 and len(first.strip()) >= 32
+    assert ensure_token(token).read_text() == first
+
+
+def test_second_up_on_the_same_run_dir_is_refused(tmp_path):
+    cfg, _ = _config(tmp_path, ["A"])
+    config = parse_config(cfg.read_text(), source=cfg)
+    first, second = Up(config), Up(config)
+    first.run_dir.mkdir(parents=True)
+    lock = first._lock()
+    try:
+        with pytest.raises(Exception, match="another `govheal up`"):
+            second._lock()
+    finally:
+        lock.close()
