@@ -14,6 +14,7 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     # name: module (each issue adds its own line)
+    "bridge": "bench.bridge",
     "remediation": "bench.remediation",
     "exporter_scrape": "bench.exporter_scrape",
 }
