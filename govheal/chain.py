@@ -134,3 +134,39 @@ def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: P
         "prometheus", prometheus_argv(require("prometheus"), prom_file, run_dir / "prom-data", endpoints.prometheus),
         logs / "prometheus.log", ready=lambda: http_ok(prom_url + "/-/ready"), ready_timeout=60))
     return endpoints
+
+
+@dataclass(frozen=True)
+class ToolCheck:
+    what: str
+    ok: bool | None  # None: the tool is not installed, skipped
+    output: str = ""
+
+
+def check_shipped() -> list[ToolCheck]:
+    """`promtool check config` (both profiles, which also checks the rules), `promtool test rules`, and
+    `amtool check-config` on the shipped files; a missing tool is reported as skipped, not failed."""
+    import subprocess
+
+    from govheal.tools import find
+
+    runs: list[tuple[str, str, list[str]]] = [
+        *((f"promtool check config {p.relative_to(REPO)}", "promtool", ["check", "config", str(p)])
+          for p in PROFILES.values()),
+        ("promtool test rules prometheus/tests/*.yml", "promtool",
+         ["test", "rules", *map(str, sorted((PROMETHEUS_DIR / "tests").glob("*.yml")))]),
+        ("amtool check-config alertmanager/alertmanager.yml", "amtool", ["check-config", str(ALERTMANAGER_FILE)]),
+    ]
+    results = []
+    for what, tool, args in runs:
+        binary = find(tool)
+        if binary is None:
+            results.append(ToolCheck(what, None, f"{tool} not installed"))
+            continue
+        try:
+            done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+        except subprocess.TimeoutExpired:
+            results.append(ToolCheck(what, False, "timed out after 120s"))
+            continue
+        results.append(ToolCheck(what, done.returncode == 0, (done.stdout + done.stderr).strip()))
+    return results

@@ -101,3 +101,19 @@ def test_recording_rules_are_named_level_metric_operations(rule):
     assert level in ("agent", "node", "channel")
     assert metric.startswith("govheal_") and not metric.endswith("_total")
     assert ops
+
+
+def test_govheal_check_runs_promtool_and_amtool_on_the_shipped_files():
+    from govheal.chain import check_shipped
+
+    results = check_shipped()
+    assert [r.what.split()[0] for r in results] == ["promtool", "promtool", "promtool", "amtool"]
+    assert all(r.ok for r in results), [(r.what, r.output) for r in results if not r.ok]
+
+
+def test_govheal_check_skips_a_missing_tool_instead_of_failing(monkeypatch):
+    from govheal import chain, tools
+
+    monkeypatch.setattr(tools, "find", lambda tool: None)
+    results = chain.check_shipped()
+    assert results and all(r.ok is None and "not installed" in r.output for r in results)

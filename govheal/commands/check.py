@@ -40,4 +40,28 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if not args.quiet:
         print(summary(cfg))
-    return 0
+    return check_shipped_configs(quiet=args.quiet)
+
+
+# -- integration layer (issue 3): the shipped Prometheus/Alertmanager files, when the tools exist --
+
+
+def check_shipped_configs(quiet: bool = False) -> int:
+    import sys
+
+    from govheal.chain import check_shipped
+    from govheal.tools import install_hint
+
+    failed = False
+    lines = [""]
+    for check in check_shipped():
+        if check.ok is None:
+            lines.append(f"skipped  {check.what}: {check.output} ({install_hint()})")
+        elif check.ok:
+            lines.append(f"ok       {check.what}")
+        else:
+            failed = True
+            lines.append(f"FAILED   {check.what}:\n" + "\n".join(f"    {x}" for x in check.output.splitlines()))
+    if failed or not quiet:
+        print("\n".join(lines), file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
