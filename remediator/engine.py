@@ -176,11 +176,13 @@ class Remediator:
             state = pol.refresh(p, state, now)
             decision = pol.decide(p, state, now)
             if not decision.allow:
-                if decision.opened or state.state != pol.OPEN:
+                opening = decision.opened or state.state != pol.OPEN
+                if opening:
                     state = pol.opened(state, now)
                     self.store.save_circuit(agent.name, state)
-                reason = f"CRIT {decision.reason}" + (f"; last failure: {last_reason}" if last_reason else "")
-                return self._circuit_open(agent, req, reason, old_pid, obs.pid, diagnostics)
+                reason = ("CRIT " if opening else "") + decision.reason + \
+                    (f"; last failure: {last_reason}" if last_reason else "")
+                return self._circuit_open(agent, req, reason, old_pid, obs.pid, diagnostics, opening=opening)
             if decision.wait > 0:
                 self._emit(agent, req.incident, "restart", "backoff", 0.0, reason=f"waiting {decision.wait:.2f}s "
                            f"before restart {state.streak + 1}", old_pid=obs.pid, circuit=state.state)
@@ -215,7 +217,7 @@ class Remediator:
             obs = Observation(new_pid, False, reason)
             if state.state == pol.OPEN:
                 return self._circuit_open(agent, req, f"CRIT circuit opened after {attempt_no} failed restart(s): "
-                                          f"{reason}", old_pid, new_pid, diagnostics)
+                                          f"{reason}", old_pid, new_pid, diagnostics, opening=True)
 
     def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str]:
         assert agent.restart is not None
@@ -229,10 +231,12 @@ class Remediator:
         return v.healed, v.pid or out.new_pid, f"{out.detail}; {v.reason}"
 
     def _circuit_open(self, agent: Agent, req: Request, reason: str, old: int | None, new: int | None,
-                      diag: dict) -> tuple[str, str, int | None, int | None, dict]:
-        self._emit(agent, req.incident, "restart", "circuit_open", 0.0, reason=reason, old_pid=old, new_pid=new,
-                   circuit=pol.OPEN, attempt=self._attempts(agent, req))
-        if agent.fallback is None:
+                      diag: dict, *, opening: bool) -> tuple[str, str, int | None, int | None, dict]:
+        """No more restarts. Only the opening itself (not each later request) is CRIT and runs the failover."""
+        if opening:
+            self._emit(agent, req.incident, "restart", "circuit_open", 0.0, reason=reason, old_pid=old, new_pid=new,
+                       circuit=pol.OPEN, attempt=self._attempts(agent, req))
+        if agent.fallback is None or not opening:
             return "circuit_open", reason, old, new, diag
         outcome, why, _, fb_pid, _ = self._failover(agent, req, new)
         return outcome, f"{reason}; failover: {why}", old, fb_pid, diag

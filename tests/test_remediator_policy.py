@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -258,3 +259,29 @@ def test_state_survives_a_new_remediator_on_the_same_store(tmp_path: Path) -> No
     assert again.circuit_state("A") == "open"
     assert again.submit(Request("A", "restart", "i1")).outcome == "duplicate"
     assert len(Store(again.store.path).attempts("A", "i1")) == 3
+
+
+def test_the_failover_command_runs_once_when_the_circuit_opens_not_on_every_later_request(tmp_path: Path) -> None:
+    marker = tmp_path / "failover-ran"
+    argv = f'[{sys.executable!r}, -c, "import sys; open(sys.argv[1], \'a\').write(\'x\')", {str(marker)!r}]'
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock, agents={"A": f"fallback: {{argv: {argv}, note: backup node}}"})
+    r = rem.submit(Request("A", "restart", "i1"))
+    assert (r.outcome, marker.read_text()) == ("failover_started", "x")
+    assert "backup node" in r.reason and r.reason.startswith("CRIT")
+    later = rem.submit(Request("A", "restart", "i2"))
+    assert later.outcome == "circuit_open" and not later.reason.startswith("CRIT")
+    assert marker.read_text() == "x"
+
+
+def test_a_failing_failover_command_is_failover_failed_with_its_exit_code(tmp_path: Path) -> None:
+    argv = f'[{sys.executable!r}, -c, "raise SystemExit(3)"]'
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock(), agents={"A": f"fallback: {{argv: {argv}}}"})
+    r = rem.submit(Request("A", "failover", "f1"))
+    assert r.outcome == "failover_failed" and "exited 3" in r.reason and world.restarts == []
+
+
+def test_failover_without_a_fallback_is_skipped_with_the_fix(tmp_path: Path) -> None:
+    r = make(tmp_path, World(healthy={"A": False}), FakeClock()).submit(Request("A", "failover", "f1"))
+    assert r.outcome == "skipped" and "add fallback:" in r.reason
