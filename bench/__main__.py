@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "bridge": "bench.bridge",
     "remediation": "bench.remediation",
     "exporter_scrape": "bench.exporter_scrape",
+    "detection_latency": "bench.detection_latency",
 }
 
 
