@@ -36,12 +36,17 @@ Runner = Callable[[list[str], float], tuple[int, str]]
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    """Run argv (no shell) and return (exit code, stdout); exit 127 when the program is missing."""
+    """Run argv (no shell) and return (exit code, stdout): 127 when the program is missing, 126 when
+    it cannot be run, -1 when it did not finish within ``timeout`` (it is killed)."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return 127, ""
+    except subprocess.TimeoutExpired:
+        return -1, ""
+    except OSError:
+        return 126, ""
     return done.returncode, done.stdout
 
 

@@ -10,12 +10,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from exporter.matchers import MATCHERS, Match, Runner, ScanContext, run_command
 from exporter.probe import Prober
 from exporter.process import ProcessTable
 from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
 from govheal.config import Agent, Config
+
+SUBPROCESS_MATCHERS = frozenset({"launchd", "systemd"})
+LOOKUP_WORKERS = 8  # concurrent launchctl/systemctl calls in one scrape
 
 
 def always_enabled(agent: Agent) -> bool:
@@ -37,6 +41,7 @@ class FleetReader:
         self.table = ProcessTable()
         self.errors: dict[str, Counter[str]] = {a.name: Counter() for a in config.agents}
         self._lock = threading.Lock()  # concurrent scrapes take turns; probes are never doubled
+        self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_WORKERS, thread_name_prefix="govheal-lookup")
 
     def read(self) -> Snapshot:
         with self._lock:
@@ -64,7 +69,7 @@ class FleetReader:
         for a in agents:
             out.append(AgentSnapshot(
                 name=a.name, node=self.config.node_of(a), role=a.role, critical=a.critical,
-                matcher=a.process.kind if a.process else "remote", enabled=bool(self.enabled(a)),
+                matcher=a.process.kind if a.process else "remote", enabled=self._enabled(a),
                 process=processes.get(a.name), probe=probes.get(a.name),
                 read_errors=dict(self.errors[a.name]),
             ))
@@ -72,13 +77,15 @@ class FleetReader:
 
     def _read_processes(self, agents: list[Agent]) -> tuple[dict[str, ProcessReading], bool]:
         ctx = ScanContext(resolve=self.config.path, runner=self.runner)
+        local = [a for a in agents if a.process is not None]
+        # launchctl/systemctl lookups are subprocesses (up to COMMAND_TIMEOUT each): run them side by side
+        slow = {a.name: self._lookups.submit(self._match, a, ctx) for a in local
+                if a.process and a.process.kind in SUBPROCESS_MATCHERS}
         readings: dict[str, ProcessReading] = {}
         ok = True
-        for a in agents:
-            if a.process is None:
-                continue
+        for a in local:
             try:
-                match = MATCHERS[a.process.kind](a.process, ctx)
+                match = slow[a.name].result() if a.name in slow else self._match(a, ctx)
                 reading, error = (ProcessReading(0, running=False), None) if match.pid is None \
                     else self.table.read(match.pid)
             except Exception:  # a bug reading one agent is that agent's error, never a failed scrape
@@ -91,5 +98,17 @@ class FleetReader:
         self.table.end_scrape()
         return readings, ok
 
+    def _enabled(self, agent: Agent) -> bool:
+        try:
+            return bool(self.enabled(agent))
+        except Exception:  # the switch's store unreadable: keep the default (enabled), never fail the scrape
+            return True
+
+    @staticmethod
+    def _match(agent: Agent, ctx: ScanContext) -> Match:
+        assert agent.process is not None
+        return MATCHERS[agent.process.kind](agent.process, ctx)
+
     def close(self) -> None:
         self.prober.close()
+        self._lookups.shutdown(wait=False, cancel_futures=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -87,5 +88,29 @@ def test_a_remote_agent_without_a_process_is_up_when_reachable(tmp_path: Path):
     try:
         (agent,) = reader.read().agents
         assert agent.remote and agent.node == "other" and not agent.up and agent.probe.reason == "refused"
+    finally:
+        reader.close()
+
+
+def test_launchd_lookups_run_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Four agents behind a slow launchctl (the fake replays real `launchctl print` output) cost one delay."""
+    fakes = Path(__file__).parent / "fakes"
+    bin_dir, state = tmp_path / "bin", tmp_path / "services"
+    bin_dir.mkdir()
+    state.mkdir()
+    (bin_dir / "launchctl").symlink_to(fakes / "launchctl")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GOVHEAL_FAKE_SERVICES", str(state))
+    monkeypatch.setenv("GOVHEAL_FAKE_SLEEP", "0.6")
+    for i in range(4):
+        (state / f"com.example.a{i}").write_text(f"{os.getpid()}\n")
+    agents = "".join(f"  - name: a{i}\n    process: {{launchd: com.example.a{i}}}\n" for i in range(4))
+    reader = FleetReader(config(tmp_path, agents))
+    try:
+        t0 = time.monotonic()
+        snap = reader.read()
+        elapsed = time.monotonic() - t0
+        assert all(a.up for a in snap.agents)
+        assert elapsed < 4 * 0.6, f"lookups ran one after another ({elapsed:.2f}s)"
     finally:
         reader.close()
