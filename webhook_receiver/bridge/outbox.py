@@ -304,9 +304,9 @@ class ChannelWorker(threading.Thread):
         return 0.0
 
     def still_arriving(self, items: list[Item], now: float) -> bool:
-        """A burst is landing (several due, the newest a few ms old) and one message could carry more:
-        wait a moment so the first requests of a storm are not spent on one notice each."""
-        if len(items) < 2 or len(items) >= BATCH:
+        """Notices are landing (the newest a few ms old) and one message could carry more: wait a moment
+        so the first requests of a storm are not spent on one notice each (costs ≤ LINGER of latency)."""
+        if len(items) >= BATCH:
             return False
         newest = max(it.accepted for it in items)
         oldest = min(it.accepted for it in items)
