@@ -121,3 +121,9 @@ def test_trim_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
     assert render.trim("alpha beta gamma delta", 15) == "alpha beta…"
     assert render.trim("short", 15) == "short"
     assert len(render.trim("x" * 100, 10)) == 10
+
+
+def test_an_unknown_severity_renders_as_info_instead_of_failing() -> None:
+    odd = Notice(key="k", severity="page-me", status="firing", title="T", summary="s")  # type: ignore[arg-type]
+    assert render.discord_embed(odd)["color"] == render.COLOR["info"]
+    assert render.telegram_text([odd]).html.startswith("🔵 <b>INFO · FIRING · T</b>")

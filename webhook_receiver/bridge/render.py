@@ -49,7 +49,9 @@ def headline(n: Notice) -> str:
 
 
 def tone(n: Notice) -> str:
-    return "good" if n.status in GOOD_STATUSES else n.severity
+    if n.status in GOOD_STATUSES:
+        return "good"
+    return n.severity if n.severity in COLOR else "info"  # an unexpected label value renders as INFO
 
 
 def trim(text: str, limit: int) -> str:
