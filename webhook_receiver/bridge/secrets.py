@@ -33,7 +33,9 @@ class ChannelSecrets:
     api_url: str = TELEGRAM_API_URL
 
     def values(self) -> list[str]:
-        out = [v for v in (self.webhook_url, self.bot_token, self.chat_id) if v]
+        out = [v for v in (self.webhook_url, self.bot_token) if v]
+        if self.chat_id and len(self.chat_id.lstrip("-")) >= 6:  # a short id would blank unrelated numbers
+            out.append(self.chat_id)
         if self.webhook_url:  # the token segment alone also counts
             out.extend(p for p in self.webhook_url.rstrip("/").split("/")[-1:] if len(p) >= 8)
         return out
