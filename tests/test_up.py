@@ -17,7 +17,7 @@ import pytest
 from govheal import tools
 from govheal.config import parse_config
 from govheal.stack import PortTaken, Up, ensure_token
-from tests.support import DemoAgent, demo_config_text, free_port, http_get, is_running
+from tests.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.live
-def test_up_starts_every_component_prints_urls_and_sigterm_leaves_nothing_running(tmp_path):
+def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_running(tmp_path):
     cfg, agents = _config(tmp_path, ["A", "B"])
     proc = subprocess.Popen([sys.executable, "-m", "govheal", "up", "--config", str(cfg)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -67,6 +67,12 @@ def test_up_starts_every_component_prints_urls_and_sigterm_leaves_nothing_runnin
         text = "".join(lines)
         for name in ("agent A", "agent B", "exporter", "alertmanager", "prometheus"):
             assert re.search(rf"^  {name}\s+ready", text, flags=re.M), text
+        if "receiver" in urls:
+            # The whole chain heals: crash A → AgentDown → Alertmanager → receiver → remediator restart.
+            old_pid = agents[0].pid
+            agents[0].fault("crash", code=1)
+            wait_until(lambda: agents[0].pid not in (None, old_pid) and http_get(agents[0].health_url)[0] == 200,
+                       timeout=60, what="A restarted by govheal under `govheal up`")
         token = tmp_path / "up" / "secrets" / "webhook_token"
         assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
         children = _descendants(proc.pid)
@@ -143,3 +149,27 @@ def test_second_up_on_the_same_run_dir_is_refused(tmp_path):
             second._lock()
     finally:
         lock.close()
+
+
+def test_supervisor_restarts_a_dead_component_with_backoff_and_reports_it(tmp_path):
+    from govheal.supervise import Child, Supervisor
+
+    now = [0.0]
+    out: list[str] = []
+    sup = Supervisor(out=out.append, clock=lambda: now[0])
+    child = Child("flaky", [sys.executable, "-c", "import time; time.sleep(0.3); raise SystemExit(3)"],
+                  tmp_path / "flaky.log", ready=lambda: True)
+    try:
+        sup.start(child)
+        first = child.pid
+        child.proc.wait(timeout=10)
+        sup.check()
+        assert "flaky          exited with code 3; restarting in 1s" in out[-1]
+        sup.check()
+        assert child.pid == first  # backoff not over yet
+        now[0] += 1.5
+        sup.check()
+        assert child.pid != first and out[-1].startswith("  flaky          restarted")
+    finally:
+        sup.stop_all()
+    assert not is_running(child.pid)
