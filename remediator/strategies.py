@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -128,6 +129,14 @@ def stop_process(pid: int, grace: float, *, poll: float = 0.02) -> str:
     return f"SIGKILL after {grace:g}s: SIGTERM not obeyed"
 
 
+_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|WEBHOOK|API_KEY", re.IGNORECASE)
+
+
+def child_env() -> dict[str, str]:
+    """The receiver's environment minus anything that looks like a secret (its webhook token, bot tokens)."""
+    return {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
+
+
 @dataclass
 class Command:
     """Stop gracefully (TERM, grace, KILL the group), then start the argv detached in its own session."""
@@ -163,7 +172,7 @@ class Command:
                 log.parent.mkdir(parents=True, exist_ok=True)
             out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
             try:
-                child = self.popen(argv, cwd=workdir, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                child = self.popen(argv, cwd=workdir, env={**child_env(), **(env or {})}, stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
             finally:
                 if log is not None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 
 from exporter.matchers import MATCHERS, ScanContext
+from exporter.probe import probe as exporter_probe
 from govheal.config import Agent, Config, HealthCheck
 
 
@@ -33,19 +31,17 @@ def find_pid(config: Config, agent: Agent) -> int | None:
 
 
 def probe(health: HealthCheck) -> tuple[bool, str]:
-    """One health check: (passed, why not)."""
-    try:
-        with urllib.request.urlopen(str(health.url), timeout=health.timeout) as resp:  # noqa: S310 - config URL
-            status, body = resp.status, resp.read(65536).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, ""
-    except (OSError, ValueError) as exc:
-        return False, f"health check failed: {type(exc).__name__}"
-    if status != health.expect_status:
-        return False, f"health check answered {status}, expected {health.expect_status}"
-    if health.body_match and not re.search(health.body_match, body):
-        return False, "health check body does not match body_match"
-    return True, ""
+    """One health check with the exporter's probe (so both agree on healthy): (passed, why not)."""
+    r = exporter_probe(health)
+    if r.ok:
+        return True, ""
+    why = {
+        "bad_status": f"health check answered {r.status}, expected {health.expect_status}",
+        "body_mismatch": "health check body does not match body_match",
+        "timeout": f"health check timed out after {health.timeout:g}s",
+        "refused": "health check refused: nothing listening",
+    }.get(r.reason or "", f"health check failed ({r.reason})")
+    return False, why
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def test_a_real_restart_of_an_unhealthy_agent_is_verified_and_audited(tmp_path: 
         final = events[-1]
         assert (final["outcome"], final["old_pid"], final["new_pid"]) == ("healed", old, a.pid)
         assert events[0]["outcome"] == "restarting" and events[0]["diagnostics"]["rss_bytes"] > 0
-        assert any('"GET /health HTTP/1.1" 503' in line for line in events[0]["diagnostics"]["log_tail"])
+        assert any('"GET /health HTTP/1.' in line and '" 503' in line for line in events[0]["diagnostics"]["log_tail"])
         again = cli("A", "--config", str(cfg), "--incident", "op-1")
         assert "A: duplicate" in again.stdout and a.pid == final["new_pid"]
 

@@ -85,3 +85,13 @@ def test_rotation_keeps_at_most_n_backups(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("autoheal.log*") if not p.name.endswith(".lock")) == [
         "autoheal.log", "autoheal.log.1", "autoheal.log.2"]
     assert read_events(path)[-1]["incident"] == "t-99"
+
+
+def test_started_agents_do_not_inherit_the_receivers_secrets(monkeypatch) -> None:
+    from remediator.strategies import child_env
+
+    monkeypatch.setenv("GOVHEAL_WEBHOOK_TOKEN", "s3cret")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = child_env()
+    assert "GOVHEAL_WEBHOOK_TOKEN" not in env and "TELEGRAM_BOT_TOKEN" not in env and env["LANG"] == "C.UTF-8"
