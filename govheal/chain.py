@@ -108,7 +108,7 @@ def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: P
                 token_file: Path, profile: str = "single-host") -> Endpoints:
     """Start exporter, Alertmanager and Prometheus for ``config_file`` on free loopback ports, alerts
     going to ``receiver_url`` (the govheal receiver, or a test sink). Used by tests and benchmarks."""
-    from govheal.stack import child_env, free_port, http_ok
+    from govheal.stack import child_env, free_port, http_ok, prometheus_ready
     from govheal.tools import require
 
     ports = {name: f"127.0.0.1:{free_port()}" for name in ("exporter", "alertmanager", "prometheus")}
@@ -132,7 +132,7 @@ def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: P
     prom_url = f"http://{endpoints.prometheus}"
     supervisor.start(Child(
         "prometheus", prometheus_argv(require("prometheus"), prom_file, run_dir / "prom-data", endpoints.prometheus),
-        logs / "prometheus.log", ready=lambda: http_ok(prom_url + "/-/ready"), ready_timeout=60))
+        logs / "prometheus.log", ready=lambda: prometheus_ready(prom_url), ready_timeout=60))
     return endpoints
 
 

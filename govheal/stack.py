@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -54,6 +55,17 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
             return 200 <= resp.status < 300
     except (OSError, ValueError):
+        return False
+
+
+def prometheus_ready(base: str) -> bool:
+    """Ready, and it has discovered its Alertmanager (until then a fired alert is dropped, not sent)."""
+    if not http_ok(base + "/-/ready"):
+        return False
+    try:
+        with urllib.request.urlopen(base + "/api/v1/alertmanagers", timeout=1.0) as resp:  # noqa: S310
+            return bool(json.load(resp)["data"]["activeAlertmanagers"])
+    except (OSError, ValueError, KeyError):
         return False
 
 
@@ -284,7 +296,7 @@ class Up:
             name="prometheus", log=logs / "prometheus.log", url=prom_url,
             argv=chain.prometheus_argv(prometheus_bin, prom_file, self.run_dir / "prometheus-data",
                                        endpoints.prometheus),
-            ready=lambda: http_ok(prom_url + "/-/ready"), ready_timeout=60))
+            ready=lambda: prometheus_ready(prom_url), ready_timeout=60))
 
         urls = [f"prometheus={prom_url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
         if receiver:
