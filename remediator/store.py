@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,8 +90,9 @@ class Store:
             self.conn.close()
 
     # -- switches -----------------------------------------------------------------------------------
-    def switches(self, agent: str, now: float) -> Switches:
-        """Paused/disabled for ``agent``; an expired switch reads as off."""
+    def switches(self, agent: str, now: float | None = None) -> Switches:
+        """Paused/disabled for ``agent`` (the one read the governance writer must keep); expired reads as off."""
+        now = time.time() if now is None else now
         with self.lock:
             row = self.conn.execute("SELECT * FROM rem_switches WHERE agent = ?", (agent,)).fetchone()
         if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
