@@ -1,0 +1,61 @@
+"""Rendering the runtime configs: what runs is what promtool/amtool checked, with this chain's addresses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from govheal import chain
+from govheal.supervise import Child, StartFailed, Supervisor
+from tests.conftest import require_binary
+
+ENDPOINTS = chain.Endpoints(exporter="127.0.0.1:1001", alertmanager="127.0.0.1:1002",
+                            prometheus="127.0.0.1:1003", receiver="127.0.0.1:1004")
+
+
+@pytest.mark.parametrize("profile", sorted(chain.PROFILES))
+def test_rendered_prometheus_config_passes_promtool_and_points_at_this_chain(tmp_path, profile):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(chain.render_prometheus(ENDPOINTS, "node-x", profile))
+    result = subprocess.run([require_binary("promtool"), "check", "config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = yaml.safe_load(path.read_text())
+    jobs = {j["job_name"]: j["static_configs"] for j in data["scrape_configs"]}
+    assert jobs["govheal-exporter"] == [{"targets": ["127.0.0.1:1001"], "labels": {"node": "node-x"}}]
+    assert jobs["govheal-receiver"] == [{"targets": ["127.0.0.1:1004"], "labels": {"node": "node-x"}}]
+    assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1002"]
+    assert data["rule_files"] == [str(chain.PROMETHEUS_DIR / "rules" / "*.yml")]
+    committed = yaml.safe_load(chain.PROFILES[profile].read_text())
+    assert data["global"] == committed["global"], "intervals come from the committed profile"
+
+
+def test_without_a_receiver_its_scrape_job_is_left_out():
+    endpoints = chain.Endpoints(exporter="127.0.0.1:1001", alertmanager="127.0.0.1:1002", prometheus="127.0.0.1:1003")
+    data = yaml.safe_load(chain.render_prometheus(endpoints, "n"))
+    assert [j["job_name"] for j in data["scrape_configs"]] == ["govheal-exporter"]
+
+
+def test_profiles_differ_only_in_intervals():
+    single, fleet = (yaml.safe_load(p.read_text()) for p in chain.PROFILES.values())
+    assert single["global"]["scrape_interval"] == "1s" and fleet["global"]["scrape_interval"] == "5s"
+    assert {k: v for k, v in single.items() if k != "global"} == {k: v for k, v in fleet.items() if k != "global"}
+
+
+def test_alertmanager_runs_alone_and_prometheus_gets_explicit_paths(tmp_path):
+    am = chain.alertmanager_argv("am", tmp_path / "a.yml", tmp_path / "d", "127.0.0.1:5")
+    assert "--cluster.listen-address=" in am and "--web.listen-address=127.0.0.1:5" in am
+    prom = chain.prometheus_argv("prom", tmp_path / "p.yml", tmp_path / "d", "127.0.0.1:6")
+    assert f"--storage.tsdb.path={tmp_path / 'd'}" in prom and "--web.listen-address=127.0.0.1:6" in prom
+
+
+def test_a_component_that_dies_while_starting_fails_with_its_log_tail(tmp_path):
+    sup = Supervisor(out=lambda line: None)
+    child = Child("broken", [sys.executable, "-c", "print('cannot bind: port taken'); raise SystemExit(2)"],
+                  tmp_path / "broken.log", ready=lambda: False)
+    with pytest.raises(StartFailed, match=r"(?s)broken exited with code 2 while starting.*cannot bind: port taken"):
+        sup.start(child)
+    sup.stop_all()
