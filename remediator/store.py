@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import psutil
@@ -122,7 +122,7 @@ class Store:
             self._save_circuit(agent, state)
 
     def _save_circuit(self, agent: str, state: CircuitState) -> None:
-        data = asdict(state)
+        data = {f.name: getattr(state, f.name) for f in fields(state)}  # flat: no deepcopy as asdict does
         data["attempts"] = list(state.attempts)
         self.conn.execute(
             "INSERT INTO rem_circuits (agent, state, data) VALUES (?,?,?) "
