@@ -260,3 +260,33 @@ def test_a_missing_secret_is_a_clear_error_naming_the_channel(tmp_path: Path) ->
     with pytest.raises(GovhealError, match="GOVHEAL_DISCORD_WEBHOOK_URL"):
         Secrets.load(cfg, env={})
     assert Secrets.load(cfg, env={"GOVHEAL_DISCORD_WEBHOOK_URL": "https://d.example/api/webhooks/1/abc"})
+
+
+def test_an_update_to_a_merged_message_edits_it_keeping_the_other_incidents(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of(start=False)
+    for i in range(3):
+        b.notify(notice(i))
+    b.start()
+    wait_for(lambda: drained(b))
+    assert len(d.received) == 1 and len(d.received[0]["body"]["embeds"]) == 3
+    b.notify(notice(1, status="recovered", action="restarted in 1.0 s"))
+    wait_for(lambda: drained(b) and len(d.received) == 2)
+    edit = d.received[1]
+    assert edit["method"] == "PATCH" and edit["id"] == d.received[0]["id"]
+    titles = [e["title"] for e in edit["body"]["embeds"]]
+    assert [("RECOVERED" in x) for x in titles] == [False, True, False]
+    assert t.received[-1]["method"] == "editmessagetext" and t.received[-1]["text"].count("(id=") == 3
+
+
+def test_queued_states_of_one_incident_collapse_into_the_newest(bridge_of, fakes) -> None:
+    d, _ = fakes
+    b = bridge_of(start=False)
+    b.notify(notice(1))
+    b.notify(notice(1, status="restarting"))
+    b.notify(notice(1, status="recovered"))
+    b.start()
+    wait_for(lambda: drained(b))
+    assert len(d.received) == 1 and len(d.received[0]["body"]["embeds"]) == 1
+    assert "RECOVERED" in d.received[0]["body"]["embeds"][0]["title"]
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="merged") == 2
