@@ -63,6 +63,27 @@ def test_crash_arrives_as_agent_down_and_restart_resolves_it(chain):
     chain.sink.wait_for(_is("AgentDown", "A", "resolved"), timeout=TIMEOUT, since=mark)
 
 
+def test_a_second_crash_soon_after_recovery_is_not_held_by_the_lingering_group(chain):
+    """measured.md's grouping trap: a re-fire into the emptied group waits for its group_interval tick.
+    With the shipped 1 s tick it arrives in seconds (with Alertmanager's default 5m it would not)."""
+    import time
+
+    c = chain.agents["C"]
+    mark = chain.sink.mark()
+    c.fault("crash", code=1)
+    chain.sink.wait_for(_is("AgentDown", "C", "firing"), timeout=TIMEOUT, since=mark)
+    c.proc.wait(timeout=5)
+    c.start()
+    chain.sink.wait_for(_is("AgentDown", "C", "resolved"), timeout=TIMEOUT, since=mark)
+    mark = chain.sink.mark()
+    t0 = time.monotonic()
+    c.fault("crash", code=1)
+    got = chain.sink.wait_for(_is("AgentDown", "C", "firing"), timeout=TIMEOUT, since=mark)
+    assert got.received - t0 < 10, f"second crash took {got.received - t0:.1f}s to arrive"
+    c.proc.wait(timeout=5)
+    c.start()
+
+
 def test_hang_arrives_as_agent_unhealthy_and_recovery_resolves_it(chain):
     b = chain.agents["B"]
     mark = chain.sink.mark()
