@@ -93,10 +93,15 @@ class Remediator:
                     return self._finish(agent, req, "duplicate", start,
                                         reason=f"incident already handled: {current.outcome}")
                 self._gauge(agent, 1)
-                if req.action == "failover":
-                    outcome, reason, old, new, diag = self._failover(agent, req, pid)
-                else:
-                    outcome, reason, old, new, diag = self._restart(agent, req, inc)
+                try:
+                    if req.action == "failover":
+                        outcome, reason, old, new, diag = self._failover(agent, req, pid)
+                    else:
+                        outcome, reason, old, new, diag = self._restart(agent, req, inc)
+                except Exception as exc:  # a bug or an OS error: audit it, leave the incident resumable, re-raise
+                    self._emit(agent, req.incident, req.action, "error", self.clock() - start,
+                               reason=f"{type(exc).__name__}: {exc}"[:500])
+                    raise
                 self.store.finish_incident(agent.name, req.incident, outcome, self.clock())
                 return self._finish(agent, req, outcome, start, reason=reason, old_pid=old, new_pid=new,
                                     diagnostics=diag, timed=True)
@@ -109,7 +114,7 @@ class Remediator:
         a = self._agent(agent)
         now = self.clock()
         closed = self.store.close_incident(a.name, incident, now)
-        with self._locks[a.name]:
+        with self.store.lock:  # not the agent's lock: a resolve must not wait for a running restart
             state = pol.on_healthy(self.store.circuit(a.name), now)
             self.store.save_circuit(a.name, state)
         self._emit(a, incident, "resolve", "resolved" if closed else "resolved_unknown", 0.0,

@@ -285,3 +285,21 @@ def test_a_failing_failover_command_is_failover_failed_with_its_exit_code(tmp_pa
 def test_failover_without_a_fallback_is_skipped_with_the_fix(tmp_path: Path) -> None:
     r = make(tmp_path, World(healthy={"A": False}), FakeClock()).submit(Request("A", "failover", "f1"))
     assert r.outcome == "skipped" and "add fallback:" in r.reason
+
+
+def test_an_unexpected_error_is_audited_and_the_incident_can_be_resumed(tmp_path: Path) -> None:
+    world = World(healthy={"A": False})
+    rem = make(tmp_path, world, FakeClock())
+    boom = {"on": True}
+
+    def look(config, agent):
+        if boom["on"]:
+            raise OSError("disk on fire")
+        return world.look(config, agent)
+
+    rem.look = look
+    with pytest.raises(OSError):
+        rem.submit(Request("A", "restart", "x"))
+    assert read_events(rem.audit.path)[-1]["outcome"] == "error"
+    boom["on"] = False
+    assert rem.submit(Request("A", "restart", "x")).outcome == "healed"
