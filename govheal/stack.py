@@ -302,6 +302,12 @@ class Up:
         if receiver:
             urls.append(f"receiver=http://{receiver}")
         self.say("govheal up: ready: " + " ".join(urls))
+        demo = next((a for a in to_start if a.health and isinstance(a.restart, CommandRestart)
+                     and "demo-agent" in a.restart.argv), None)
+        if demo is not None and demo.health is not None:
+            base = demo.health.url.rsplit("/", 1)[0]
+            self.say(f"  try: curl -X POST {base}/fault/crash   (then watch {am_url}; "
+                     "govheal heals it within seconds)")
 
 
 def receiver_available() -> bool:
