@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -141,3 +142,57 @@ def test_a_crashing_probe_function_is_an_error_result_not_an_exception():
         assert prober.run({"x": check("http://127.0.0.1:1/")}, budget=0.1)["x"].reason == "error"
     finally:
         prober.close()
+
+
+def test_a_server_trickling_bytes_cannot_stretch_the_probe_past_its_timeout():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.0 200 OK\r\nX-Slow: " + b"a" * 100:
+                if stop.wait(0.05):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        r = probe(check(f"http://127.0.0.1:{listener.getsockname()[1]}/health", timeout=0.3))
+        assert r.reason == "timeout" and time.monotonic() - t0 < 0.6
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_https_verifies_the_certificate(tmp_path):
+    """A self-signed endpoint is an error, not healthy: TLS verification stays on."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a throw-away certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        assert probe(check(f"https://127.0.0.1:{listener.getsockname()[1]}/health", timeout=2)).reason == "error"
+    finally:
+        listener.close()
