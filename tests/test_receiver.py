@@ -352,3 +352,20 @@ def test_inbox_lives_in_the_shared_state_file(rig: Rig, tmp_path: Path) -> None:
     conn = connect(db_path(rig.config.state_path))
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'inbox_alerts'").fetchone()
     assert isinstance(rig.svc.inbox, Inbox)
+
+
+def test_a_notice_enqueued_just_before_a_crash_is_not_enqueued_again_on_resume(tmp_path: Path) -> None:
+    first = Rig(tmp_path, start=False)
+    assert first.post(body(alert("GG", remediation="none"))).status_code == 200
+    [entry] = first.svc.inbox.pending()
+    # The crash came after the bridge's outbox commit and before the inbox was marked: fake that outbox row.
+    conn = connect(db_path(first.config.state_path))
+    conn.execute("CREATE TABLE outbox_items (key TEXT, notice TEXT)")
+    conn.execute("INSERT INTO outbox_items VALUES (?, ?)", (entry.incident, json.dumps({"status": "firing"})))
+    second = Rig(tmp_path)
+    try:
+        second.idle()
+        assert second.bridge.notices == []
+        assert second.svc.inbox.pending() == []
+    finally:
+        second.close()

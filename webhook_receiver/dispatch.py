@@ -159,6 +159,7 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._known: set[int] = set()
         self._inflight: dict[str, Notice] = {}
+        self._resumed: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._stopping = False
         if metrics:
@@ -173,6 +174,7 @@ class Dispatcher:
             t.start()
             self._threads.append(t)
         pending = self.inbox.pending()
+        self._resumed = {e.id for e in pending if not e.notified}
         for entry in pending:
             self.enqueue(entry)
         if pending:
@@ -253,6 +255,9 @@ class Dispatcher:
     def process(self, entry: Entry) -> bool:
         """Tell the bridge, then the remediator; True when the row is finished, False to retry later."""
         base = base_notice(entry)
+        if entry.id in self._resumed and self.inbox.outbox_has(base.key, base.status):
+            entry = replace(entry, notified=True)  # enqueued just before a crash; not marked in time
+            self.inbox.mark_notified(entry.id)
         if not entry.notified:
             try:
                 self.bridge.notify(base)
