@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -23,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from govheal.errors import UsageError
     from govheal.types import parse_listen, split_listen
 
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     listen = config.listen.exporter
     if args.listen:

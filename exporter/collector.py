@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.snapshot import PROBE_REASONS, READ_ERROR_REASONS, AgentSnapshot, Snapshot
 
@@ -79,8 +79,10 @@ def _agent(a: AgentSnapshot, info: GaugeMetricFamily, up: GaugeMetricFamily, hea
 class SnapshotCollector(Collector):
     """Builds fresh families from ``source()`` on every scrape; register it in a dedicated registry."""
 
-    def __init__(self, source: Callable[[], Snapshot]) -> None:
+    def __init__(self, source: Callable[[], Snapshot], registry: CollectorRegistry | None = None) -> None:
         self.source = source
+        if registry is not None:
+            registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
         yield from build(self.source())

@@ -6,6 +6,7 @@ process table is read in the calling thread, so a scrape costs max(probes, proce
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from exporter.process import ProcessTable
 from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
 from govheal.config import Agent, Config
 
+log = logging.getLogger("govheal.exporter")
 SUBPROCESS_MATCHERS = frozenset({"launchd", "systemd"})
 LOOKUP_WORKERS = 8  # concurrent launchctl/systemctl calls in one scrape
 
@@ -41,6 +43,7 @@ class FleetReader:
         self.table = ProcessTable()
         self.errors: dict[str, Counter[str]] = {a.name: Counter() for a in config.agents}
         self._lock = threading.Lock()  # concurrent scrapes take turns; probes are never doubled
+        self._logged: set[str] = set()
         self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_WORKERS, thread_name_prefix="govheal-lookup")
 
     def read(self) -> Snapshot:
@@ -63,6 +66,7 @@ class FleetReader:
             probes = batch.wait(self.config.exporter.scrape_budget)
         except Exception:  # an internal bug: the agents' probe series go missing, the meta-metric says so
             probe_ok = False
+            self._log_once("probe", "collecting health probes failed (exporter bug)")
         probe_stage = CollectorResult("probe", probe_ok, self.clock() - t0)
 
         out = []
@@ -90,6 +94,7 @@ class FleetReader:
                     else self.table.read(match.pid)
             except Exception:  # a bug reading one agent is that agent's error, never a failed scrape
                 ok = False
+                self._log_once(f"process:{a.name}", f"reading agent {a.name} failed (exporter bug)")
                 match, reading, error = Match(None, "lookup_failed"), ProcessReading(0, running=False), None
             for reason in (match.error, error):
                 if reason:
@@ -102,7 +107,14 @@ class FleetReader:
         try:
             return bool(self.enabled(agent))
         except Exception:  # the switch's store unreadable: keep the default (enabled), never fail the scrape
+            self._log_once(f"enabled:{agent.name}", f"reading the governance switch of {agent.name} failed")
             return True
+
+    def _log_once(self, key: str, message: str) -> None:
+        """Log an internal error with its traceback the first time only: scrapes repeat every few seconds."""
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("%s; not logged again (govheal_exporter_collector_success shows it)", message, exc_info=True)
 
     @staticmethod
     def _match(agent: Agent, ctx: ScanContext) -> Match:

@@ -19,7 +19,7 @@ StartResponse = Callable[..., Any]
 def make_registry(source: Callable[[], Snapshot]) -> CollectorRegistry:
     """A fresh registry holding only the fleet collector (no global registry, no process metrics)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(source))
+    SnapshotCollector(source, registry=registry)
     return registry
 
 

@@ -38,7 +38,8 @@ def sample(registry: CollectorRegistry, name: str, agent: str, **labels: str) ->
     return registry.get_sample_value(name, {"agent": agent, "node": "n1", **labels})
 
 
-def test_one_broken_agent_never_fails_the_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_one_broken_agent_never_fails_the_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture):
     (tmp_path / "me.pid").write_text(str(os.getpid()))
     (tmp_path / "garbage.pid").write_text("not a pid")
     monkeypatch.setenv("PATH", str(tmp_path))  # no launchctl here
@@ -63,6 +64,8 @@ def test_one_broken_agent_never_fails_the_scrape(tmp_path: Path, monkeypatch: py
         assert sample(registry, "govheal_agent_read_errors_total", "me", reason="lookup_failed") == 0
         assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "process"}) == 0
         assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "probe"}) == 1
+        bugs = [r for r in caplog.records if "reading agent broken failed" in r.getMessage()]
+        assert len(bugs) == 1 and bugs[0].exc_info  # logged once, with the traceback, though read twice
     finally:
         reader.close()
 
