@@ -138,3 +138,21 @@ def test_an_always_crashing_agent_ends_with_the_circuit_open_after_exactly_the_b
             pid = a.pid
             if pid and running(pid):
                 a.stop()
+
+
+def test_a_hung_agent_is_killed_with_its_diagnostics_in_the_audit_event(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg_path = write_config(tmp_path, [a])
+        a.fault("hang")  # alive, accepting, never answering
+        old = a.pid
+        rem = Remediator(parse_config(cfg_path.read_text(), cfg_path))
+        try:
+            r = rem.submit(Request("A", "restart", "hung-1", reason="AgentUnhealthy firing"))
+        finally:
+            rem.close()
+        assert r.outcome == "healed" and r.old_pid == old and r.new_pid != old
+        d = r.diagnostics
+        assert d["rss_bytes"] > 0 and d["threads"] >= 1 and d["open_files"] >= 3 and "cpu_seconds_total" in d
+        assert any(f"demo agent A pid {old}" in line for line in d["log_tail"])
+        restarting = [e for e in read_events(tmp_path / "telemetry" / "autoheal.log") if e["outcome"] == "restarting"]
+        assert restarting[0]["diagnostics"] == d and "timed out" in restarting[0]["reason"]
