@@ -290,3 +290,27 @@ def test_queued_states_of_one_incident_collapse_into_the_newest(bridge_of, fakes
     assert len(d.received) == 1 and len(d.received[0]["body"]["embeds"]) == 1
     assert "RECOVERED" in d.received[0]["body"]["embeds"][0]["title"]
     assert sample(b, "govheal_notifications_total", channel="discord", outcome="merged") == 2
+
+
+def test_a_rejected_merged_message_is_resent_one_notice_at_a_time(bridge_of, fakes) -> None:
+    d, _ = fakes
+    b = bridge_of(start=False)
+    for i in range(3):
+        b.notify(notice(i))
+    d.inject(400, {"code": 50035, "message": "Invalid Form Body", "errors": {}})
+    b.start()
+    wait_for(lambda: drained(b))
+    assert [len(r["body"]["embeds"]) for r in d.received] == [1, 1, 1]
+    assert ids_in(discord_texts(d)) == collections.Counter(range(3))
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="dropped_permanent") == 0
+
+
+def test_a_rejected_single_notice_goes_to_the_other_channel_without_degrading(bridge_of, fakes) -> None:
+    d, t = fakes
+    b = bridge_of(telegram_min="critical")
+    d.inject(400, {"code": 50035, "message": "Invalid Form Body", "errors": {}})
+    b.notify(notice(1, severity="warning"))
+    wait_for(lambda: t.received, what="fallback to Telegram")
+    assert "(id=1)" in t.received[0]["text"]
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="dropped_permanent") == 1
+    assert sample(b, "govheal_channel_degraded", channel="discord") == 0

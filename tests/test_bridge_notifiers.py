@@ -234,3 +234,16 @@ def test_redact_catches_secret_shapes_it_was_not_told_about() -> None:
     s = Secrets({})
     text = s.redact("see https://discord.com/api/webhooks/42/abcDEF-123 and https://api.telegram.org/bot1:xyz/x")
     assert "abcDEF" not in text and "1:xyz" not in text
+
+
+@responses.activate
+def test_discord_keeps_thread_id_from_the_configured_url() -> None:
+    post = responses.post(HOOK, json={"id": "5"}, match=[
+        responses.matchers.query_param_matcher({"thread_id": "77", "wait": "true"})])
+    patch = responses.patch(f"{HOOK}/messages/5", json={"id": "5"},
+                            match=[responses.matchers.query_param_matcher({"thread_id": "77"})])
+    n = NOTIFIERS["discord"](ChannelSpec(type="discord"), ChannelSecrets(webhook_url=HOOK + "?thread_id=77"),
+                             requests.Session(), pacing=[(100, 1.0)])
+    ref = n.send(n.render([N]))
+    n.edit(ref, n.render([N]))
+    assert post.call_count == 1 and patch.call_count == 1

@@ -70,6 +70,7 @@ SCHEMA = (
 BATCH = 64  # enough to fill one message (10 embeds / ~4000 characters) after coalescing
 BACKOFF_MAX = 300.0
 LINGER = 0.02  # a burst is still arriving while its newest notice is younger than this
+SOLO_PERIOD = 60.0
 LINGER_MAX = 0.25  # but no notice waits longer than this for company
 KEEP_DONE = 7 * 86400.0
 
@@ -251,6 +252,7 @@ class ChannelWorker(threading.Thread):
         self.stopping = threading.Event()
         self.degraded, chat_id = outbox.channel_state(name)
         self.planned: Plan | None = None
+        self.solo_until = 0.0  # after a rejected merged message, isolate the culprit
         self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
         if chat_id and hasattr(notifier, "chat_id"):
             notifier.chat_id = chat_id
@@ -331,7 +333,8 @@ class ChannelWorker(threading.Thread):
         else:
             have = self.outbox.keys_with_messages(self.channel, [it.key for it in live])
             fresh = [it for it in live if it.key not in have] or [head]
-            batch = fresh[: self.notifier.pack([it.notice for it in fresh])]
+            size = 1 if now < self.solo_until else self.notifier.pack([it.notice for it in fresh])
+            batch = fresh[:size]
             notices = [it.notice for it in batch]
         keys = {it.key for it in batch}
         merged = [it for it in items if it.key in keys and latest[it.key] is not it]
@@ -363,6 +366,10 @@ class ChannelWorker(threading.Thread):
             self.metrics.count(self.channel, "retried", len(items))
         elif exc.kind == EDIT_FAILED or (ref is not None and exc.kind == REJECTED):
             self.outbox.forget(self.channel, {it.key for it in items})  # next round sends a new message
+            self.metrics.count(self.channel, "retried", len(items))
+        elif exc.kind == REJECTED and len({it.key for it in items}) > 1:
+            # one notice of a merged message may be at fault: send one at a time for a while
+            self.solo_until = now + SOLO_PERIOD
             self.metrics.count(self.channel, "retried", len(items))
         elif exc.kind == REJECTED:
             self.outbox.drop(items, error, now, self.fallback(self.channel))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 import requests
 
 from .. import render
@@ -25,16 +27,22 @@ class DiscordNotifier(Notifier):
         return render.discord_payload(notices)
 
     def send(self, rendered: dict) -> MessageRef:
-        resp = self.request("POST", self.url, params={"wait": "true"}, json=rendered)
+        resp = self.request("POST", self.url, params={**self.query, "wait": "true"}, json=rendered)
         return self._ref(resp, editing=False)
 
     def edit(self, ref: MessageRef, rendered: dict) -> MessageRef:
-        resp = self.request("PATCH", f"{self.url}/messages/{ref.id}", json=rendered)
+        resp = self.request("PATCH", f"{self.url}/messages/{ref.id}", params=self.query, json=rendered)
         return self._ref(resp, editing=True)
 
     @property
     def url(self) -> str:
         return (self.secrets.webhook_url or "").split("?")[0].rstrip("/")
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters of the configured URL (``thread_id`` posts into a thread), kept on every call."""
+        query = urlsplit(self.secrets.webhook_url or "").query
+        return {k: v for k, v in parse_qsl(query) if k != "wait"}
 
     def _ref(self, resp: requests.Response, *, editing: bool) -> MessageRef:
         self._observe_bucket(resp)
