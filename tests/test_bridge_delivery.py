@@ -213,6 +213,7 @@ def test_discord_429_retry_after_is_honoured(bridge_of, fakes) -> None:
     wait_for(lambda: d.received, what="delivery after the 429")
     assert d.received[0]["t"] - t0 >= 0.6
     assert sample(b, "govheal_notifications_total", channel="discord", outcome="retried") == 1
+    assert sample(b, "govheal_notifications_total", channel="discord", outcome="failed") == 0  # a 429 is no failure
 
 
 def test_5xx_is_retried_until_delivered(bridge_of, fakes) -> None:

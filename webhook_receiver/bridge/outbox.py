@@ -359,8 +359,11 @@ class ChannelWorker(threading.Thread):
     def failed(self, exc: NotifyError, items: list[Item], ref: MessageRef | None) -> None:
         now = self.clock()
         error = str(exc)
-        self.metrics.count(self.channel, "failed")
-        log.warning("bridge %s: %s (%d notices)", self.channel, error, len(items))
+        if exc.kind == RATE_LIMITED:  # expected under load, honoured, not a failure
+            log.info("bridge %s: %s (%d notices)", self.channel, error, len(items))
+        else:
+            self.metrics.count(self.channel, "failed")
+            log.warning("bridge %s: %s (%d notices)", self.channel, error, len(items))
         if exc.kind == RATE_LIMITED:
             self.outbox.retry(items, now + (exc.retry_after or 1.0), error, count=False)
             self.metrics.count(self.channel, "retried", len(items))
