@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "remediation": "bench.remediation",
     "exporter_scrape": "bench.exporter_scrape",
     "detection_latency": "bench.detection_latency",
+    "receiver": "bench.receiver",
 }
 
 
