@@ -129,8 +129,10 @@ class ProbeBatch:
     """The probes of one scrape; :meth:`wait` collects them by one shared deadline."""
 
     def __init__(self, checks: dict[str, HealthCheck], futures: dict[str, tuple[Future[ProbeResult], float]],
-                 start: float, clock: Callable[[], float]) -> None:
+                 start: float, clock: Callable[[], float],
+                 on_results: Callable[[dict[str, ProbeResult]], None] = lambda results: None) -> None:
         self.checks, self.futures, self.start, self._clock = checks, futures, start, clock
+        self._on_results = on_results
 
     def wait(self, budget: float) -> dict[str, ProbeResult]:
         """Results within max(timeout) + ``budget`` of the start; later ones count as ``timeout``.
@@ -150,6 +152,7 @@ class ProbeBatch:
                 results[name] = ProbeResult(min(waited, self.checks[name].timeout), "timeout")
             except Exception:  # a bug in a probe must not fail the scrape
                 results[name] = ProbeResult(self._clock() - started, "error")
+        self._on_results(results)
         return results
 
 
@@ -164,22 +167,31 @@ class Prober:
         self._probe = probe_fn
         self._clock = clock
         self._inflight: dict[str, tuple[Future[ProbeResult], float]] = {}
+        self._timed_out: set[str] = set()
         self._lock = threading.Lock()
 
     def submit(self, checks: Mapping[str, HealthCheck]) -> ProbeBatch:
-        """Start a probe for every agent that has none in flight; reuse the one still running."""
+        """Start a probe for every agent that has none in flight; reuse the one still running.
+
+        Agents that timed out last time are queued first: their wait then overlaps the healthy probes
+        instead of starting late behind them when there are more agents than workers.
+        """
         start = self._clock()
         futures: dict[str, tuple[Future[ProbeResult], float]] = {}
+        order = sorted(checks, key=lambda name: name not in self._timed_out)
         with self._lock:
-            for name, check in checks.items():
+            for name in order:
                 running = self._inflight.get(name)
                 if running is None or running[0].done():
-                    running = (self._pool.submit(self._probe, check), start)
+                    running = (self._pool.submit(self._probe, checks[name]), start)
                     self._inflight[name] = running
                 futures[name] = running
             for name in set(self._inflight) - set(checks):
                 del self._inflight[name]
-        return ProbeBatch(dict(checks), futures, start, self._clock)
+        return ProbeBatch(dict(checks), futures, start, self._clock, self._remember)
+
+    def _remember(self, results: dict[str, ProbeResult]) -> None:
+        self._timed_out = {name for name, r in results.items() if r.reason == "timeout"}
 
     def run(self, checks: Mapping[str, HealthCheck], budget: float) -> dict[str, ProbeResult]:
         return self.submit(checks).wait(budget)

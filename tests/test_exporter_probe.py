@@ -196,3 +196,22 @@ def test_https_verifies_the_certificate(tmp_path):
         assert probe(check(f"https://127.0.0.1:{listener.getsockname()[1]}/health", timeout=2)).reason == "error"
     finally:
         listener.close()
+
+
+def test_agents_that_timed_out_last_scrape_are_probed_first():
+    order: list[str] = []
+
+    def fake(c: HealthCheck) -> ProbeResult:
+        order.append(c.url.rsplit("/", 1)[1])
+        return ProbeResult(0.5, "timeout") if c.url.endswith("slow") else ProbeResult(0.001, None, 200)
+
+    prober = Prober(workers=1, probe_fn=fake)
+    checks = {n: check(f"http://127.0.0.1:1/{n}") for n in ("a", "b", "slow", "c")}
+    try:
+        prober.run(checks, budget=0.1)
+        assert order == ["a", "b", "slow", "c"]
+        order.clear()
+        prober.run(checks, budget=0.1)
+        assert order[0] == "slow"
+    finally:
+        prober.close()
