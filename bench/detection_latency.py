@@ -1,4 +1,5 @@
-"""Detection latency: SIGKILL of an agent → AgentDown webhook arriving at a recording sink.
+"""Detection latency: SIGKILL of an agent → AgentDown webhook arriving at a recording sink
+(and SIGSTOP → AgentUnhealthy, which adds the probe timeout and the alert's 3 s `for:`).
 
 The real chain with the shipped single-host profile (1 s scrape and evaluation) and the shipped
 Alertmanager routes: demo agents → `govheal exporter` → Prometheus 2.42 → Alertmanager 0.25 → sink.
@@ -30,8 +31,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def measure(kills: int) -> list[float]:
+def measure(kills: int, hangs: int) -> tuple[list[float], list[float]]:
     latencies: list[float] = []
+    hang_latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="govheal-bench-") as tmpdir:
         tmp = Path(tmpdir)
         token = tmp / "token"
@@ -57,19 +59,37 @@ def measure(kills: int) -> list[float]:
                     latencies.append(got.received - t0)
                     agent.start()
                     sink.wait_for(lambda d, f=is_alert: f(d, "resolved"), timeout=30, since=mark)
+                for i in range(hangs):
+                    agent = agents[i % len(agents)]
+
+                    def is_hang(d, status: str, name: str = agent.name) -> bool:
+                        return any(a["labels"].get("agent") == name for a in d.alerts("AgentUnhealthy", status))
+
+                    mark = sink.mark()
+                    t0 = time.monotonic()
+                    os.kill(agent.pid, signal.SIGSTOP)
+                    try:
+                        got = sink.wait_for(lambda d, f=is_hang: f(d, "firing"), timeout=30, since=mark)
+                        hang_latencies.append(got.received - t0)
+                    finally:
+                        os.kill(agent.pid, signal.SIGCONT)
+                    sink.wait_for(lambda d, f=is_hang: f(d, "resolved"), timeout=30, since=mark)
             finally:
                 sup.stop_all()
-    return latencies
+    return latencies, hang_latencies
 
 
 def run(quick: bool) -> str:
-    kills = 5 if quick else 24
-    lat = measure(kills)
+    kills, hangs = (5, 2) if quick else (24, 10)
+    lat, hang = measure(kills, hangs)
     rows = [
         "| what | n | p50 | p99 | min | max |",
         "|---|---|---|---|---|---|",
         f"| govheal chain, single-host profile (kill → AgentDown at webhook) | {len(lat)} | "
         f"{statistics.median(lat):.2f} s | {percentile(lat, 0.99):.2f} s | {min(lat):.2f} s | {max(lat):.2f} s |",
+        f"| govheal chain, single-host profile (SIGSTOP → AgentUnhealthy at webhook; 500 ms probe timeout, "
+        f"for: 3s) | {len(hang)} | {statistics.median(hang):.2f} s | {percentile(hang, 0.99):.2f} s | "
+        f"{min(hang):.2f} s | {max(hang):.2f} s |",
         f"| floor for 1 s scrape/evaluation (measured.md, `up == 0`, n=12) | 12 | {FLOOR_1S['median']:.2f} s | "
         f"- | {FLOOR_1S['min']:.2f} s | {FLOOR_1S['max']:.2f} s |",
         "",
