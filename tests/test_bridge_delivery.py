@@ -315,3 +315,19 @@ def test_a_rejected_single_notice_goes_to_the_other_channel_without_degrading(br
     assert "(id=1)" in t.received[0]["text"]
     assert sample(b, "govheal_notifications_total", channel="discord", outcome="dropped_permanent") == 1
     assert sample(b, "govheal_channel_degraded", channel="discord") == 0
+
+
+def test_a_telegram_supergroup_migration_is_followed_and_remembered(bridge_of, fakes) -> None:
+    _, t = fakes
+    t.chats.add("-100777")
+    t.migrated["424242"] = "-100777"
+    first = bridge_of(discord=False)
+    first.notify(notice(1))
+    wait_for(lambda: t.received)
+    assert t.received[0]["chat_id"] == "-100777" and t.requests == 2  # the refusal, then the new chat
+    first.stop()
+    time.sleep(0.25)  # a new process starts with an empty pacer: let the fake's per-chat window pass
+    second = bridge_of(discord=False)  # a restart: no second refusal, straight to the new chat
+    second.notify(notice(2))
+    wait_for(lambda: len(t.received) == 2)
+    assert t.received[1]["chat_id"] == "-100777" and t.requests == 3, (t.requests, t.received)

@@ -250,12 +250,13 @@ class ChannelWorker(threading.Thread):
         self.probe_interval = probe_interval
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.degraded, chat_id = outbox.channel_state(name)
+        self.degraded, self.migration = outbox.channel_state(name)
         self.planned: Plan | None = None
         self.solo_until = 0.0  # after a rejected merged message, isolate the culprit
         self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
-        if chat_id and hasattr(notifier, "chat_id"):
-            notifier.chat_id = chat_id
+        configured, _, migrated = (self.migration or "").partition(">")
+        if migrated and hasattr(notifier, "chat_id") and configured == notifier.secrets.chat_id:
+            notifier.chat_id = migrated  # a Telegram group became a supergroup earlier: keep using the new id
         metrics.degraded.labels(name).set(int(self.degraded))
 
     def stop(self) -> None:
@@ -352,9 +353,8 @@ class ChannelWorker(threading.Thread):
         self.metrics.count(self.channel, "merged", len(plan.batch) - 1 + len(plan.merged))
         for it in plan.batch:
             self.metrics.delivery.labels(self.channel).observe(max(0.0, now - it.accepted))
-        chat_id = getattr(self.notifier, "chat_id", None)
-        if self.degraded or (new_ref.chat_id and new_ref.chat_id != self.outbox.channel_state(self.channel)[1]):
-            self.set_degraded(False, chat_id)
+        if self.degraded or self.current_migration() != self.migration:
+            self.set_degraded(False)
 
     def failed(self, exc: NotifyError, items: list[Item], ref: MessageRef | None) -> None:
         now = self.clock()
@@ -378,7 +378,7 @@ class ChannelWorker(threading.Thread):
             self.outbox.drop(items, error, now, self.fallback(self.channel))
             self.metrics.count(self.channel, "dropped_permanent", len(items))
         elif exc.kind == CHANNEL or exc.permanent:
-            self.set_degraded(True, getattr(self.notifier, "chat_id", None))
+            self.set_degraded(True)
             self.probe_at = now + self.probe_interval
             queued = self.outbox.queued(self.channel)
             self.outbox.drop(queued, error, now, self.fallback(self.channel))
@@ -388,7 +388,13 @@ class ChannelWorker(threading.Thread):
             self.outbox.retry(items, now + backoff(attempts), error)
             self.metrics.count(self.channel, "retried", len(items))
 
-    def set_degraded(self, degraded: bool, chat_id: str | None) -> None:
+    def current_migration(self) -> str | None:
+        """``configured>current`` chat id once Telegram moved the chat (migrate_to_chat_id), else None."""
+        configured, current = self.notifier.secrets.chat_id, getattr(self.notifier, "chat_id", None)
+        return f"{configured}>{current}" if configured and current and current != configured else None
+
+    def set_degraded(self, degraded: bool) -> None:
         self.degraded = degraded
-        self.outbox.set_channel_state(self.channel, degraded, chat_id)
+        self.migration = self.current_migration()
+        self.outbox.set_channel_state(self.channel, degraded, self.migration)
         self.metrics.degraded.labels(self.channel).set(int(degraded))
