@@ -58,11 +58,12 @@ class Bridge:
         self.outbox = Outbox(connect(Path(path)) if path else conn)
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = BridgeMetrics(self.registry, self.channels, lambda: self.outbox.stats(self.clock()))
-        self.http = http or requests.Session()
+        self.http = http
         pacing = pacing or {}
         self.workers: dict[str, ChannelWorker] = {}
         for name, spec in self.channels.items():
-            notifier = NOTIFIERS[spec.type](spec, self.secrets.channel(name), self.http,
+            session = http or requests.Session()  # one per worker thread unless the caller injects one
+            notifier = NOTIFIERS[spec.type](spec, self.secrets.channel(name), session,
                                             redact=self.secrets.redact, pacing=pacing.get(name))
             self.workers[name] = ChannelWorker(name, notifier, self.outbox, self.metrics, clock, self._fallback,
                                                probe_interval=probe_interval)
