@@ -99,8 +99,8 @@ def test_two_identical_alerts_in_flight_at_once_act_once(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("alert_kwargs", "outcome", "notified"), [
-    ({"agent": "Remote"}, "ignored_other_node", False),
-    ({"agent": "GG", "node": "n2"}, "ignored_other_node", False),
+    ({"agent": "Remote"}, "ignored_other_node", True),
+    ({"agent": "GG", "node": "n2"}, "ignored_other_node", True),
     ({"agent": "Nobody"}, "ignored_unknown_agent", True),
     ({"agent": "GG", "remediation": "none"}, "notify_only", True),
     ({"agent": "GG", "remediation": None}, "notify_only", True),

@@ -29,6 +29,7 @@ from webhook_receiver.models import PayloadError, parse_payload
 
 log = logging.getLogger("govheal.receiver")
 WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
+INBOX_RETENTION = 30 * 86400  # finished rows (idempotency keys) kept this long
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Services:
     clock: Callable[[], float]
 
     def start(self) -> None:
+        forgotten = self.inbox.prune(self.clock() - INBOX_RETENTION)
+        if forgotten:
+            log.info("inbox: forgot %d finished alert(s) older than %d days", forgotten, INBOX_RETENTION // 86400)
         if hasattr(self.bridge, "start"):
             self.bridge.start()
         self.dispatcher.start()

@@ -54,13 +54,13 @@ def route(config: Config, alert: Alert, group_key: str = "") -> NewAlert:
     node = labels.get("node") or (config.node_of(agent) if agent else None)
     remediation = labels.get("remediation", "")
 
-    def new(outcome: str, action: str | None = None, needs_work: bool = True) -> NewAlert:
+    def new(outcome: str, action: str | None = None) -> NewAlert:
         return NewAlert(fingerprint=alert.fingerprint, status=alert.status, starts_at=alert.startsAt,
                         alertname=alert.alertname, agent=name, node=node, outcome=outcome, action=action,
-                        alert=alert.model_dump(), group_key=group_key, needs_work=needs_work)
+                        alert=alert.model_dump(), group_key=group_key)
 
     if node is not None and (node != config.node or (agent is not None and config.node_of(agent) != config.node)):
-        return new("ignored_other_node", needs_work=False)  # that node's receiver acts and notifies
+        return new("ignored_other_node")  # told, never acted on: only that node's receiver may restart it
     if name and agent is None:
         return new("ignored_unknown_agent")
     if remediation in NO_REMEDIATION or agent is None:
@@ -79,6 +79,7 @@ def severity_of(labels: dict[str, str]) -> str:
 
 
 NOT_ACTED = {
+    "ignored_other_node": "not remediated here: the agent belongs to another node",
     "ignored_unknown_agent": "not remediated: this agent is not in the receiver's config",
     "ignored_unknown_remediation": "not remediated: the remediation label is not restart, failover or none",
 }

@@ -64,7 +64,6 @@ class NewAlert:
     action: str | None  # restart | failover | None
     alert: dict[str, Any]
     group_key: str = ""
-    needs_work: bool = True  # False: recorded only (other node)
 
     @property
     def incident(self) -> str:
@@ -109,14 +108,13 @@ class Inbox:
         out: list[Entry | None] = []
         with self._lock, tx(self.conn) as c:
             for a in alerts:
-                state = PENDING if a.needs_work else DONE
                 row = c.execute(
                     "INSERT INTO inbox_alerts (fingerprint, status, starts_at, incident, alertname, agent, node,"
                     " outcome, action, alert_json, group_key, received, state) VALUES"
                     " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (fingerprint, status, starts_at) DO NOTHING RETURNING *",
                     (a.fingerprint, a.status, a.starts_at, a.incident, a.alertname, a.agent, a.node, a.outcome,
-                     a.action, json.dumps(a.alert, ensure_ascii=False), a.group_key, now, state),
+                     a.action, json.dumps(a.alert, ensure_ascii=False), a.group_key, now, PENDING),
                 ).fetchone()
                 out.append(_entry(row) if row is not None else None)
         return out
