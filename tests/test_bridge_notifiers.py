@@ -144,6 +144,7 @@ def test_telegram_sends_html_without_link_previews() -> None:
     assert body["link_preview_options"] == {"is_disabled": True}
     assert "<b>CRIT · FIRING · AgentDown: GG on n1</b>" in body["text"]
     assert ref == MessageRef("7", chat_id="424242")
+    assert "disable_notification" not in body  # CRIT rings
 
 
 @responses.activate

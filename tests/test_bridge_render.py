@@ -127,3 +127,10 @@ def test_an_unknown_severity_renders_as_info_instead_of_failing() -> None:
     odd = Notice(key="k", severity="page-me", status="firing", title="T", summary="s")  # type: ignore[arg-type]
     assert render.discord_embed(odd)["color"] == render.COLOR["info"]
     assert render.telegram_text([odd]).html.startswith("🔵 <b>INFO · FIRING · T</b>")
+
+
+def test_info_only_messages_are_silent_and_anything_louder_is_not() -> None:
+    assert render.discord_payload([CASES["nasty"]])["flags"] == render.DISCORD_SUPPRESS_NOTIFICATIONS
+    assert "flags" not in render.discord_payload([CASES["nasty"], CASES["firing"]])
+    assert render.telegram_text([CASES["nasty"]]).silent
+    assert not render.telegram_text([CASES["gave_up"]]).silent

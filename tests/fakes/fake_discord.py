@@ -87,6 +87,8 @@ class FakeServer:
 def embed_errors(body: dict) -> dict:
     """Discord's Invalid Form Body checks for content and embeds; {} when valid."""
     errors: dict = {}
+    if body.get("flags", 0) & ~(1 << 2 | 1 << 12 | 1 << 15):  # SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS, V2
+        errors["flags"] = "Invalid flags"
     if not body.get("content") and not body.get("embeds"):
         errors["content"] = "Cannot send an empty message"
     if len(body.get("content") or "") > 2000:

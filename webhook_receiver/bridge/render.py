@@ -141,8 +141,19 @@ def discord_embed(n: Notice) -> dict:
     return copy.deepcopy(_discord_embed(n))
 
 
+DISCORD_SUPPRESS_NOTIFICATIONS = 1 << 12  # message flag: delivered without a push notification
+
+
+def silent(notices: list[Notice]) -> bool:
+    """INFO-only messages arrive without a sound; anything WARN or CRIT may wake someone."""
+    return all(n.severity == "info" for n in notices)
+
+
 def discord_payload(notices: list[Notice]) -> dict:
-    return {"embeds": [discord_embed(n) for n in notices], "allowed_mentions": {"parse": []}}
+    payload: dict = {"embeds": [discord_embed(n) for n in notices], "allowed_mentions": {"parse": []}}
+    if silent(notices):
+        payload["flags"] = DISCORD_SUPPRESS_NOTIFICATIONS
+    return payload
 
 
 def pack_discord(notices: list[Notice]) -> int:
@@ -162,6 +173,7 @@ def pack_discord(notices: list[Notice]) -> int:
 class TelegramText:
     html: str
     plain: str  # what Telegram shows (tags removed, entities decoded): the parse-error retry sends this
+    silent: bool = False  # disable_notification
 
 
 def tg_len(text: str) -> int:
@@ -219,7 +231,7 @@ SEPARATOR = "\n\n"
 
 def telegram_text(notices: list[Notice]) -> TelegramText:
     markup = SEPARATOR.join(telegram_block(n) for n in notices)
-    return TelegramText(markup, tg_visible(markup))
+    return TelegramText(markup, tg_visible(markup), silent(notices))
 
 
 def pack_telegram(notices: list[Notice]) -> int:

@@ -44,6 +44,8 @@ class TelegramNotifier(Notifier):
     def _call(self, method: str, rendered: TelegramText, extra: dict, *, plain: bool = False,
               migrated: bool = False) -> MessageRef:
         payload = {"chat_id": self.chat_id, "link_preview_options": {"is_disabled": True}, **extra}
+        if rendered.silent and "message_id" not in extra:
+            payload["disable_notification"] = True
         if plain:
             payload["text"] = rendered.plain[: render.TELEGRAM_TEXT_MAX]
         else:
