@@ -31,7 +31,8 @@ class DiscordNotifier(Notifier):
         return self._ref(resp, editing=False)
 
     def edit(self, ref: MessageRef, rendered: dict) -> MessageRef:
-        resp = self.request("PATCH", f"{self.url}/messages/{ref.id}", params=self.query, json=rendered)
+        body = {k: v for k, v in rendered.items() if k != "flags"}  # notification flags apply to new messages
+        resp = self.request("PATCH", f"{self.url}/messages/{ref.id}", params=self.query, json=body)
         return self._ref(resp, editing=True)
 
     @property
