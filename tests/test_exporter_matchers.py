@@ -67,6 +67,7 @@ def test_a_pidfile_without_a_pid_is_a_lookup_error_naming_the_file(tmp_path: Pat
 
 # --- cmdline -------------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_cmdline_finds_a_process_by_regex_and_never_the_exporter_itself(tmp_path: Path):
     marker = f"govheal-cmdline-marker-{os.getpid()}"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
@@ -98,6 +99,7 @@ def test_all_cmdline_matchers_share_one_process_table_scan(monkeypatch: pytest.M
 
 # --- launchd (fake launchctl) --------------------------------------------------------------------
 
+@pytest.mark.live
 def test_launchd_reads_the_pid_from_launchctl_print(services: Path):
     (services / "com.example.worker").write_text("4242\n")
     m = MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext(uid=501))
@@ -105,15 +107,18 @@ def test_launchd_reads_the_pid_from_launchctl_print(services: Path):
     assert "launchctl print gui/501/com.example.worker" in (services / "calls.log").read_text()
 
 
+@pytest.mark.live
 def test_launchd_loaded_but_not_running_has_no_pid(services: Path):
     (services / "com.example.worker").write_text("stopped\n")
     assert MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext()) == Match(None)
 
 
+@pytest.mark.live
 def test_launchd_label_not_loaded_is_not_running_not_an_error(services: Path):
     assert MATCHERS["launchd"](ProcessSpec(launchd="com.example.absent"), ScanContext()) == Match(None)
 
 
+@pytest.mark.live
 def test_launchd_domain_is_configurable(services: Path):
     (services / "com.example.daemon").write_text("77\n")
     spec = ProcessSpec(launchd="com.example.daemon", launchd_domain="system")
@@ -121,6 +126,7 @@ def test_launchd_domain_is_configurable(services: Path):
     assert "launchctl print system/com.example.daemon" in (services / "calls.log").read_text()
 
 
+@pytest.mark.live
 def test_a_wedged_launchctl_times_out_as_a_lookup_error(services: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GOVHEAL_FAKE_SLEEP", "5")
     monkeypatch.setattr(matchers, "COMMAND_TIMEOUT", 0.3)
@@ -138,21 +144,25 @@ def test_launchctl_print_parser_ignores_nested_pid_like_lines():
 
 # --- systemd (fake systemctl) --------------------------------------------------------------------
 
+@pytest.mark.live
 def test_systemd_reads_main_pid(services: Path):
     (services / "worker.service").write_text("3131\n")
     assert MATCHERS["systemd"](ProcessSpec(systemd="worker.service"), ScanContext()) == Match(3131)
 
 
+@pytest.mark.live
 def test_systemd_main_pid_zero_is_not_running(services: Path):
     assert MATCHERS["systemd"](ProcessSpec(systemd="stopped.service"), ScanContext()) == Match(None)
 
 
+@pytest.mark.live
 def test_systemd_user_units_pass_user(services: Path):
     MATCHERS["systemd"](ProcessSpec(systemd="w.service", user_unit=True), ScanContext())
     call = (services / "calls.log").read_text().split()
     assert call[:5] == ["systemctl", "show", "--property=MainPID", "--value", "--user"] and call[-1] == "w.service"
 
 
+@pytest.mark.live
 def test_systemctl_failure_is_a_lookup_error(services: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GOVHEAL_FAKE_SYSTEMCTL_FAIL", "1")
     m = MATCHERS["systemd"](ProcessSpec(systemd="worker.service"), ScanContext())
@@ -187,6 +197,7 @@ def test_port_table_denied_is_data(monkeypatch: pytest.MonkeyPatch):
 
 # --- the process reader --------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_a_zombie_is_not_running():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -205,6 +216,7 @@ def test_a_live_process_has_start_time_cpu_and_memory():
     assert reading.cpu_seconds and reading.cpu_seconds > 0 and reading.rss_bytes and reading.rss_bytes > 0
 
 
+@pytest.mark.live
 def test_a_stale_pid_is_not_running_and_not_an_error():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()

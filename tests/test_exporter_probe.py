@@ -168,6 +168,7 @@ def test_a_server_trickling_bytes_cannot_stretch_the_probe_past_its_timeout():
         listener.close()
 
 
+@pytest.mark.live
 def test_https_verifies_the_certificate(tmp_path):
     """A self-signed endpoint is an error, not healthy: TLS verification stays on."""
     import shutil

@@ -95,6 +95,7 @@ def test_a_remote_agent_without_a_process_is_up_when_reachable(tmp_path: Path):
         reader.close()
 
 
+@pytest.mark.live
 def test_launchd_lookups_run_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Four agents behind a slow launchctl (the fake replays real `launchctl print` output) cost one delay."""
     fakes = Path(__file__).parent / "fakes"
