@@ -76,15 +76,24 @@ class Verdict:
 def verify(config: Config, agent: Agent, *, successes: int, interval: float, grace: float,
            clock: Callable[[], float], sleep: Callable[[float], None],
            look: Callable[[Config, Agent], Observation] = observe) -> Verdict:
-    """Healed after ``successes`` healthy observations in a row, ``interval`` apart, within ``grace``; else failed."""
+    """Healed after ``successes`` healthy observations in a row, ``interval`` apart, within ``grace``.
+
+    Failed when the grace runs out, or at once when a process seen running during it has exited.
+    """
     start = clock()
     streak, seen, last = 0, 0, Observation(None, False, "not observed")
+    started: int | None = None  # a PID seen running during this verification
     while True:
         last = look(config, agent)
         seen += 1
         streak = streak + 1 if last.healthy else 0
         if streak >= successes:
             return Verdict(True, last.pid, f"healthy {successes}x in a row", seen)
+        if last.pid is not None:
+            started = last.pid
+        elif started is not None and agent.process is not None:
+            # it was up and is gone (crashed during start-up): waiting out the grace cannot help
+            return Verdict(False, None, f"pid {started} exited {clock() - start:.1f}s into verification", seen)
         # until the first healthy answer poll fast (start-up is what we wait for); then confirm at `interval`
         step = interval if streak else min(interval, FIRST_POLL)
         if clock() - start + step > grace:
