@@ -59,3 +59,20 @@ def test_a_component_that_dies_while_starting_fails_with_its_log_tail(tmp_path):
     with pytest.raises(StartFailed, match=r"(?s)broken exited with code 2 while starting.*cannot bind: port taken"):
         sup.start(child)
     sup.stop_all()
+
+
+def test_committed_files_match_the_demo_fleet_so_they_work_unrendered():
+    """prometheus.yml and alertmanager.yml as committed point at examples/govheal.yaml's addresses."""
+    from govheal.config import BUNDLED_EXAMPLE, load_config
+
+    demo = load_config(BUNDLED_EXAMPLE)
+    for path in chain.PROFILES.values():
+        jobs = {j["job_name"]: j["static_configs"][0] for j in yaml.safe_load(path.read_text())["scrape_configs"]}
+        assert jobs["govheal-exporter"] == {"targets": [demo.listen.exporter], "labels": {"node": demo.node}}
+        assert jobs["govheal-receiver"] == {"targets": [demo.listen.receiver], "labels": {"node": demo.node}}
+    am = yaml.safe_load(chain.ALERTMANAGER_FILE.read_text())
+    for receiver in am["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            assert hook["url"].startswith(f"http://{demo.listen.receiver}/")
+            token = (chain.ALERTMANAGER_FILE.parent / hook["http_config"]["authorization"]["credentials_file"])
+            assert token.resolve() == demo.path(demo.receiver.token_file).resolve()

@@ -42,7 +42,7 @@ def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def test_rule_files_pass_promtool_check_rules():
-    result = promtool("check", "rules", *map(str, RULE_FILES))
+    result = promtool("check", "rules", "--lint-fatal", *map(str, RULE_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
