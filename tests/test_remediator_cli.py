@@ -129,7 +129,9 @@ def test_an_always_crashing_agent_ends_with_the_circuit_open_after_exactly_the_b
                     break
                 wait_until(lambda: not rem.look(rem.config, rem.config.agent("A")).healthy, 5, what="crashed")
             assert outcomes[-1] == "circuit_open", outcomes
-            assert len(rem.store.attempts("A")) == 3
+            attempts = rem.store.attempts("A")
+            assert len(attempts) == 3 and {x["outcome"] for x in attempts} <= {"failed", "healed"}
+            assert any("exited" in x["reason"] for x in attempts), "a crash fails fast, not after start_grace"
             assert rem.circuit_state("A") == "open"
             assert rem.submit(Request("A", "restart", "crash-later")).outcome == "circuit_open"
             assert len(rem.store.attempts("A")) == 3
