@@ -248,3 +248,9 @@ def test_discord_keeps_thread_id_from_the_configured_url() -> None:
     ref = n.send(n.render([N]))
     n.edit(ref, n.render([N]))
     assert post.call_count == 1 and patch.call_count == 1
+
+
+@responses.activate
+def test_discord_204_without_an_id_counts_as_delivered_not_as_a_failure() -> None:
+    responses.post(HOOK, status=204)
+    assert discord().send(discord().render([N])) == MessageRef("")

@@ -151,3 +151,18 @@ def test_updates_edit_the_incident_message_and_old_rows_are_pruned(rig) -> None:
     clock.now += 1
     drain(worker, clock, 2)
     assert notifier.sent[-1] == ("send", ["k1:firing"])  # a forgotten incident starts a new message
+
+
+def test_a_delivery_without_a_message_id_is_done_and_the_next_update_is_a_new_message(rig) -> None:
+    clock, outbox, notifier, worker, _ = rig
+    real_send = notifier.send
+    notifier.send = lambda rendered: (notifier.sent.append(("send", rendered)), MessageRef(""))[1]
+    outbox.enqueue(["main"], n(1), clock())
+    clock.now += 1
+    drain(worker, clock, 2)
+    assert outbox.stats(clock()).get("main") is None and outbox.message_of("main", "k1") is None
+    notifier.send = real_send
+    outbox.enqueue(["main"], n(1, "recovered"), clock())
+    clock.now += 1
+    drain(worker, clock, 2)
+    assert [verb for verb, _ in notifier.sent] == ["send", "send"]

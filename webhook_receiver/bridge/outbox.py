@@ -157,6 +157,10 @@ class Outbox:
                 [(now, ref.id, it.id) for it in sent])
             self.conn.executemany("UPDATE outbox_items SET state = 'merged', done_at = ?, message_id = ? WHERE id = ?",
                                   [(now, ref.id, it.id) for it in merged])
+            if not ref.id:  # delivered but not editable: the next update starts a new message
+                self.conn.executemany("DELETE FROM outbox_refs WHERE channel = ? AND key = ?",
+                                      [(channel, n.key) for n in notices])
+                return
             self.conn.execute(
                 "INSERT OR REPLACE INTO outbox_messages (channel, message_id, ref, notices, updated) "
                 "VALUES (?, ?, ?, ?, ?)",

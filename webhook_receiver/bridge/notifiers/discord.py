@@ -48,10 +48,8 @@ class DiscordNotifier(Notifier):
     def _ref(self, resp: requests.Response, *, editing: bool) -> MessageRef:
         self._observe_bucket(resp)
         body = self.body(resp)
-        if resp.ok:
-            if "id" not in body:
-                raise NotifyError("discord: answer without a message id (is ?wait=true honoured?)")
-            return MessageRef(str(body["id"]))
+        if resp.ok:  # delivered; without an id (a proxy dropping ?wait=true) it just cannot be edited later
+            return MessageRef(str(body.get("id") or ""))
         code = body.get("code")
         detail = f"code {code}: {body.get('message', resp.reason)}"
         if editing and resp.status_code == 404 and code != UNKNOWN_WEBHOOK:
