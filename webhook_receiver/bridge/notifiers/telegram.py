@@ -56,7 +56,7 @@ class TelegramNotifier(Notifier):
         if resp.ok and body.get("ok"):
             result = body.get("result")
             mid = result.get("message_id") if isinstance(result, dict) else extra.get("message_id")
-            return MessageRef(str(mid), chat_id=str(payload["chat_id"]))
+            return MessageRef(str(mid) if mid is not None else "", chat_id=str(payload["chat_id"]))
         desc = str(body.get("description") or resp.reason)
         low = desc.lower()
         params = body.get("parameters") or {}
