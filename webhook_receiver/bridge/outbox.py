@@ -351,6 +351,10 @@ class ChannelWorker(threading.Thread):
         except NotifyError as exc:
             self.failed(exc, plan.batch + plan.merged, plan.ref)
             return
+        except Exception as exc:  # a notifier bug: back off like a transient error instead of spinning
+            self.failed(NotifyError(self.notifier.redact(f"{type(exc).__name__}: {exc}")), plan.batch + plan.merged,
+                        plan.ref)
+            return
         now = self.clock()
         self.outbox.ack(self.channel, plan.batch, plan.merged, new_ref, plan.notices, now)
         self.metrics.count(self.channel, "sent", len(plan.batch))
