@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from govheal.config import parse_config
@@ -40,7 +41,8 @@ def restart_yaml(strategy: str, scenario: str, agent: DemoAgent) -> str:
         return f"{{strategy: launchd, label: {LABEL}, timeout: 2s}}"
     if strategy == "systemd":
         return f"{{strategy: systemd, unit: {UNIT}, user: true, timeout: 2s}}"
-    sig = {"success": "CONT", "fail_to_start": "CONT", "term_ignored": "TERM", "timeout": "USR2"}[scenario]
+    # timeout: WINCH is ignored by default, so the stopped agent stays hung
+    sig = {"success": "CONT", "fail_to_start": "CONT", "term_ignored": "TERM", "timeout": "WINCH"}[scenario]
     return f"{{strategy: signal, signal: {sig}}}"
 
 
@@ -76,6 +78,7 @@ def test_strategy_contract(strategy: str, scenario: str, tmp_path: Path, monkeyp
         assert old and find_pid(cfg, spec) == old
         if strategy == "signal" and scenario != "fail_to_start":
             os.kill(old, signal.SIGSTOP)  # hung: /health stops answering
+            wait_until(lambda: psutil.Process(old).status() == psutil.STATUS_STOPPED, 5, what="stopped")
         if strategy == "signal" and scenario == "term_ignored":
             os.kill(old, signal.SIGCONT)
             agent.fault("unhealthy")
