@@ -16,7 +16,7 @@ from govheal import chain
 from govheal.supervise import Child, Supervisor
 from tests.conftest import require_binary
 from tests.fakes.webhook_sink import WebhookSink
-from tests.support import free_port, http_get, http_post
+from tests.support import free_port, http_get, http_post, wait_until
 
 AM_FILE = chain.ALERTMANAGER_FILE
 
@@ -98,7 +98,7 @@ def _alert(name: str, agent: str, severity: str, remediation: str, **extra: str)
 
 
 @pytest.mark.live
-def test_real_alertmanager_delivers_with_bearer_and_inhibits_unhealthy_under_down(tmp_path):
+def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")
     with WebhookSink() as sink:
@@ -132,5 +132,25 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_unhealthy_under_dow
             _status, body = http_get(base + "/api/v2/alerts?filter=alertname%3D%22AgentUnhealthy%22")
             states = {a["labels"]["agent"]: a["status"]["inhibitedBy"] for a in json.loads(body)}
             assert states["A"] and not states["B"]
+
+            # A node-wide outage (its exporter is down) silences that node's agent alerts, not others';
+            # an open circuit silences flapping of the same agent.
+            post(_alert("ExporterDown", "", "critical", "none", node="n2"),
+                 _alert("AgentCircuitOpen", "C", "critical", "failover"))
+            sink.wait_for(lambda d: bool(d.alerts("ExporterDown")), timeout=20)
+            sink.wait_for(lambda d: bool(d.alerts("AgentCircuitOpen")), timeout=20)
+            post(_alert("AgentDown", "X", "critical", "restart", node="n2"),
+                 _alert("AgentDown", "Y", "critical", "restart", node="n3"),
+                 _alert("AgentFlapping", "C", "warning", "none"), _alert("AgentFlapping", "D", "warning", "none"))
+
+            def inhibited_by_key() -> dict[tuple[str, str], bool]:
+                alerts = json.loads(http_get(base + "/api/v2/alerts")[1])
+                return {(a["labels"]["alertname"], a["labels"].get("agent", "")): bool(a["status"]["inhibitedBy"])
+                        for a in alerts if a["status"]["state"] != "unprocessed"}
+
+            want = {("AgentDown", "X"): True, ("AgentDown", "Y"): False,
+                    ("AgentFlapping", "C"): True, ("AgentFlapping", "D"): False}
+            wait_until(lambda: all(inhibited_by_key().get(k) == v for k, v in want.items()), timeout=30,
+                       what=f"inhibitions {want}")
         finally:
             sup.stop_all()
