@@ -303,3 +303,19 @@ def test_an_unexpected_error_is_audited_and_the_incident_can_be_resumed(tmp_path
     assert read_events(rem.audit.path)[-1]["outcome"] == "error"
     boom["on"] = False
     assert rem.submit(Request("A", "restart", "x")).outcome == "healed"
+
+
+def test_the_exposition_passes_promtool_check_metrics(tmp_path: Path) -> None:
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    from tests.conftest import require_binary
+
+    reg = CollectorRegistry()
+    make(tmp_path, World(), FakeClock(), registry=reg)
+    text = generate_latest(reg)
+    assert text.count(b"\ngovheal_circuit_state{") == 3
+    out = subprocess.run([require_binary("promtool"), "check", "metrics"], input=text, capture_output=True,
+                         timeout=30, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
