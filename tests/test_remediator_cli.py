@@ -158,3 +158,15 @@ def test_a_hung_agent_is_killed_with_its_diagnostics_in_the_audit_event(tmp_path
         assert any(f"demo agent A pid {old}" in line for line in d["log_tail"])
         restarting = [e for e in read_events(tmp_path / "telemetry" / "autoheal.log") if e["outcome"] == "restarting"]
         assert restarting[0]["diagnostics"] == d and "timed out" in restarting[0]["reason"]
+
+
+def test_two_processes_restarting_one_agent_make_one_restart(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg = write_config(tmp_path, [a])
+        a.fault("unhealthy")
+        procs = [subprocess.Popen([sys.executable, "-m", "govheal", "restart", "A", "--config", str(cfg),
+                                   "--incident", f"p{i}", "--json"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                 for i in range(2)]
+        outcomes = sorted(json.loads(p.communicate(timeout=60)[0])["outcome"] for p in procs)
+        assert outcomes == ["already_recovered", "healed"]
+        assert len(Store(db_path(tmp_path / "state")).attempts("A")) == 1
