@@ -170,3 +170,15 @@ def test_two_processes_restarting_one_agent_make_one_restart(tmp_path: Path) -> 
         outcomes = sorted(json.loads(p.communicate(timeout=60)[0])["outcome"] for p in procs)
         assert outcomes == ["already_recovered", "healed"]
         assert len(Store(db_path(tmp_path / "state")).attempts("A")) == 1
+
+
+def test_failover_from_the_cli_starts_the_fallback_agent_for_real(tmp_path: Path) -> None:
+    with demo_fleet(tmp_path, ["A", "B"]) as (a, b):
+        path = tmp_path / "govheal.yaml"
+        path.write_text(demo_config_text([a, b], extra=FAST_POLICY, agent_extra={"A": "fallback: {agent: B}"}))
+        b.stop()
+        wait_until(lambda: b.pid is None or not running(b.pid), 5, what="B stopped")
+        out = cli("A", "--config", str(path), "--failover")
+        assert out.returncode == 0 and "A: failover_started" in out.stdout, out.stdout + out.stderr
+        b.wait_healthy(10)
+        assert "started fallback agent B" in read_events(tmp_path / "telemetry" / "autoheal.log")[-1]["reason"]
