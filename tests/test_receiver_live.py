@@ -151,7 +151,16 @@ route:
   group_wait: 0s
   group_interval: 1s
   repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Watchdog"']
+      receiver: deadman
 receivers:
+  - name: deadman
+    webhook_configs:
+      - url: '{receiver.url}/watchdog'
+        send_resolved: false
+        http_config:
+          authorization: {{type: Bearer, credentials_file: '{token_file}'}}
   - name: govheal
     webhook_configs:
       - url: '{receiver.url}/alertmanager'
@@ -175,6 +184,10 @@ receivers:
         for fake in (discord, telegram):
             wait_until(lambda fake=fake: told(fake, "Agent B is down", "restarted in"), 30,
                        what=f"{type(fake).__name__} told about B")
+        watchdog = json.dumps([{"labels": {"alertname": "Watchdog", "severity": "none"}}]).encode()
+        assert http_post(f"{am_url}/api/v2/alerts", watchdog, headers={"Content-Type": "application/json"})[0] == 200
+        wait_until(lambda: "govheal_watchdog_last_seen_timestamp_seconds 0.0" not in http_get(
+            f"{receiver.url}/metrics")[1], 20, what="the Watchdog heartbeat recorded via Alertmanager")
     finally:
         am.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -225,5 +238,30 @@ def test_sigkill_with_200_messages_queued_then_restart_loses_none_and_enqueues_e
                 " (SELECT key FROM outbox_items GROUP BY channel, key HAVING COUNT(*) > 1)")]
             assert len(rows) == 400 and twice == [], f"each notice enqueued once per channel: {twice}"
             assert db.execute("SELECT COUNT(*) FROM inbox_alerts WHERE state = 'pending'").fetchone()[0] == 0
+        finally:
+            receiver.stop()
+
+
+def test_the_deadman_pages_both_channels_when_the_watchdog_stops_and_says_when_it_is_back(tmp_path: Path) -> None:
+    with FakeDiscord() as discord, FakeTelegram() as telegram:
+        cfg = tmp_path / "govheal.yaml"
+        cfg.write_text(CHANNELS.replace("deadman_timeout: 1h", "deadman_timeout: 1500ms")
+                       + "node: n1\nstate_dir: state\nagents:\n"
+                       "  - {name: GG, health: {url: 'http://127.0.0.1:9/health'}}\n")
+        receiver = Receiver(tmp_path, cfg, discord, telegram).start()
+        try:
+            for fake in (discord, telegram):
+                wait_until(lambda fake=fake: told(fake, "Alert pipeline silent on n1"), 20,
+                           what=f"CRIT on {type(fake).__name__}")
+            assert "govheal_alert_pipeline_silent 1.0" in http_get(f"{receiver.url}/metrics")[1]
+            assert receiver.post(body(alert(None, remediation=None, alertname="Watchdog")), "/watchdog")[0] == 200
+            for fake in (discord, telegram):
+                wait_until(lambda fake=fake: told(fake, "Alert pipeline back on n1"), 20,
+                           what=f"INFO on {type(fake).__name__}")
+            time.sleep(1)
+            for fake in (discord, telegram):
+                pages = [r for r in fake.received if r["method"] in ("POST", "sendmessage")
+                         and "Alert pipeline silent on n1" in json.dumps(r.get("body") or r.get("text"))]
+                assert len(pages) == 1, f"paged once per silence episode on {type(fake).__name__}"
         finally:
             receiver.stop()
