@@ -170,6 +170,8 @@ class Remediator:
             self.store.save_circuit(agent.name, state)
         obs = self.look(self.config, agent)
         old_pid = inc.first_pid or obs.pid
+        if not obs.healthy:
+            obs = self._settle(agent, req, inc, obs, p)
         if obs.healthy:
             self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
             why = "healthy when we came to act" + (f" (pid {old_pid} → {obs.pid})" if old_pid != obs.pid else "")
@@ -223,6 +225,34 @@ class Remediator:
             if state.state == pol.OPEN:
                 return self._circuit_open(agent, req, f"CRIT circuit opened after {attempt_no} failed restart(s): "
                                           f"{reason}", old_pid, new_pid, diagnostics, opening=True)
+
+    def _settle(self, agent: Agent, req: Request, inc: Incident, obs: Observation, p: PolicySpec) -> Observation:
+        """Before restarting again, give a start already in flight its start_grace instead of killing it.
+
+        Two cases: an attempt of this incident that was interrupted (the remediator was killed while
+        verifying; the agent it started detached may still be starting), and a PID that changed since the
+        incident began (another supervisor restarted it).
+        """
+        grace, why = 0.0, ""
+        last = self.store.attempts(agent.name, req.incident)[-1:]
+        now = self.clock()
+        if last and last[0]["finished_at"] is None:
+            grace = last[0]["started_at"] + agent.start_grace - now
+            why = "an interrupted attempt's start may still be in flight"
+            if grace <= 0:
+                self.store.finish_attempt(last[0]["id"], now, "failed", None, "interrupted")
+        elif obs.pid is not None and inc.first_pid is not None and obs.pid != inc.first_pid:
+            grace, why = agent.start_grace, f"pid changed {inc.first_pid} → {obs.pid} since the incident began"
+        if grace <= 0:
+            return obs
+        self._emit(agent, req.incident, "restart", "waiting", 0.0, old_pid=inc.first_pid, new_pid=obs.pid,
+                   reason=f"{why}; verifying it for up to {grace:.1f}s before restarting")
+        v = verify(self.config, agent, successes=p.verify_successes, interval=p.verify_interval, grace=grace,
+                   clock=self.clock, sleep=self.sleep, look=self.look)
+        if last and last[0]["finished_at"] is None:
+            self.store.finish_attempt(last[0]["id"], self.clock(), "healed" if v.healed else "failed", v.pid,
+                                      f"resumed: {v.reason}")
+        return Observation(v.pid, v.healed, v.reason)
 
     def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str]:
         assert agent.restart is not None

@@ -108,11 +108,13 @@ def test_sigkill_mid_incident_then_run_again_state_intact_and_no_second_restart(
         assert inc is not None and (inc.status, inc.attempts, inc.first_pid) == ("in_progress", 1, old)
         assert len(store.circuit("A").attempts) == 1
         assert store.attempts("A")[0]["finished_at"] is None
-        a.wait_healthy(15)  # the agent started detached survived the remediator's death
+        # run again at once: the agent started detached survived the remediator's death and is still in its
+        # start-up delay; the new run verifies it (pid changed since the incident began) instead of killing it
         out = cli("A", "--config", str(cfg), "--incident", "inc-9")
         assert out.returncode == 0 and "A: already_recovered" in out.stdout, out.stdout + out.stderr
         assert len(store.attempts("A")) == 1 and len(store.circuit("A").attempts) == 1
         assert store.incident("A", "inc-9").status == "done"
+        assert store.attempts("A")[0]["outcome"] == "healed" and store.attempts("A")[0]["reason"].startswith("resumed")
 
 
 def test_an_always_crashing_agent_ends_with_the_circuit_open_after_exactly_the_budget(tmp_path: Path) -> None:
