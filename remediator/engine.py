@@ -94,7 +94,9 @@ class Remediator:
                                         reason=f"incident already handled: {current.outcome}")
                 self._gauge(agent, 1)
                 try:
-                    if req.action == "failover":
+                    if req.action == "failover" and (done := self._failover_done(agent, req)):
+                        outcome, reason, old, new, diag = "duplicate", done, pid, None, {}
+                    elif req.action == "failover":
                         outcome, reason, old, new, diag = self._failover(agent, req, pid)
                     else:
                         outcome, reason, old, new, diag = self._restart(agent, req, inc)
@@ -277,6 +279,18 @@ class Remediator:
         return outcome, f"{reason}; failover: {why}", old, fb_pid, diag
 
     # -- failover -----------------------------------------------------------------------------------
+    def _failover_done(self, agent: Agent, req: Request) -> str | None:
+        """Did this opening of the circuit already fail over? (The engine fails over when the circuit opens,
+        and the AgentCircuitOpen alert asks again; only an operator's explicit request repeats it.)"""
+        if req.source == "cli":
+            return None
+        state = self.store.circuit(agent.name)
+        if state.state == pol.OPEN and state.failover_at is not None and state.opened_at is not None \
+                and state.failover_at >= state.opened_at:
+            at = time.strftime("%H:%M:%SZ", time.gmtime(state.failover_at))
+            return f"failover already started at {at} for this opening of the circuit"
+        return None
+
     def _failover(self, agent: Agent, req: Request, pid: int | None) -> tuple[str, str, int | None, int | None, dict]:
         fb = agent.fallback
         if fb is None:
@@ -312,6 +326,8 @@ class Remediator:
                        old_pid=pid, new_pid=new_pid)
             return "failover_failed", reason, pid, new_pid, {}
         reason = "; ".join(notes) + (f" ({fb.note})" if fb.note else "")
+        with self.store.lock:
+            self.store.save_circuit(agent.name, pol.on_failover(self.store.circuit(agent.name), self.clock()))
         self._emit(agent, req.incident, "failover", "failover_started", self.clock() - start, reason=reason,
                    old_pid=pid, new_pid=new_pid)
         return "failover_started", reason, pid, new_pid, {}

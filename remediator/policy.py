@@ -31,6 +31,7 @@ class CircuitState:
     last_attempt_at: float | None = None  # end of the last attempt (its start while it runs)
     healthy_since: float | None = None  # set on heal/resolve, cleared by a new incident
     trial_used: bool = False
+    failover_at: float | None = None  # when the fallback last started (one failover per opening)
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,7 @@ def on_result(policy: PolicySpec, state: CircuitState, now: float, healed: bool)
 def on_healthy(state: CircuitState, now: float) -> CircuitState:
     """Seen healthy (resolved alert, already recovered): start the healthy period if not started."""
     return state if state.healthy_since is not None else replace(state, healthy_since=now)
+
+
+def on_failover(state: CircuitState, now: float) -> CircuitState:
+    return replace(state, failover_at=now)

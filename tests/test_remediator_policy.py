@@ -319,3 +319,15 @@ def test_the_exposition_passes_promtool_check_metrics(tmp_path: Path) -> None:
     out = subprocess.run([require_binary("promtool"), "check", "metrics"], input=text, capture_output=True,
                          timeout=30, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_circuit_open_alerts_failover_request_does_not_repeat_the_engines_failover(tmp_path: Path) -> None:
+    marker = tmp_path / "failover-ran"
+    argv = f'[{sys.executable!r}, -c, "import sys; open(sys.argv[1], \'a\').write(\'x\')", {str(marker)!r}]'
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock, agents={"A": f"fallback: {{argv: {argv}}}"})
+    assert rem.submit(Request("A", "restart", "i1", source="alertmanager")).outcome == "failover_started"
+    alert = rem.submit(Request("A", "failover", "circuit-open-1", source="alertmanager"))
+    assert alert.outcome == "duplicate" and "already started" in alert.reason and marker.read_text() == "x"
+    operator = rem.submit(Request("A", "failover", "by-hand", source="cli"))
+    assert operator.outcome == "failover_started" and marker.read_text() == "xx"
