@@ -254,14 +254,14 @@ def test_the_deadman_pages_both_channels_when_the_watchdog_stops_and_says_when_i
                 wait_until(lambda fake=fake: told(fake, "Alert pipeline silent on n1"), 20,
                            what=f"CRIT on {type(fake).__name__}")
             assert "govheal_alert_pipeline_silent 1.0" in http_get(f"{receiver.url}/metrics")[1]
-            assert receiver.post(body(alert(None, remediation=None, alertname="Watchdog")), "/watchdog")[0] == 200
-            for fake in (discord, telegram):
-                wait_until(lambda fake=fake: told(fake, "Alert pipeline back on n1"), 20,
-                           what=f"INFO on {type(fake).__name__}")
-            time.sleep(1)
+            time.sleep(1.5)  # ten more checks while still silent: no second page
             for fake in (discord, telegram):
                 pages = [r for r in fake.received if r["method"] in ("POST", "sendmessage")
                          and "Alert pipeline silent on n1" in json.dumps(r.get("body") or r.get("text"))]
                 assert len(pages) == 1, f"paged once per silence episode on {type(fake).__name__}"
+            assert receiver.post(body(alert(None, remediation=None, alertname="Watchdog")), "/watchdog")[0] == 200
+            for fake in (discord, telegram):
+                wait_until(lambda fake=fake: told(fake, "Alert pipeline back on n1"), 20,
+                           what=f"INFO on {type(fake).__name__}")
         finally:
             receiver.stop()
