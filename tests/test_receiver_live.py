@@ -138,6 +138,16 @@ def test_bad_requests_leave_the_live_receiver_serving(chain) -> None:
     assert http_get(f"{receiver.url}/readyz")[0] == 200
 
 
+def test_the_live_exposition_passes_promtool_check_metrics(chain) -> None:
+    receiver, *_ = chain
+    promtool = require_binary("promtool")
+    text = http_get(f"{receiver.url}/metrics")[1]
+    for family in ("govheal_webhook_requests_total", "govheal_notifications_total", "govheal_remediations_total"):
+        assert family in text
+    out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_real_alertmanager_delivers_to_the_receiver_which_restarts_the_agent(chain) -> None:
     receiver, (_a, b), discord, telegram, tmp = chain
     am_bin = require_binary("prometheus-alertmanager", "alertmanager")
