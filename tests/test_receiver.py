@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from tests.support import wait_until
 from tests.test_receiver_support import AUTH, TOKEN, FakeBridge, FakeRemediator, alert, body, payload, receiver_config
 from webhook_receiver.app import create_app
 from webhook_receiver.auth import TokenError, load_token
+from webhook_receiver.cli import Redact
 from webhook_receiver.inbox import Inbox
 from webhook_receiver.models import PayloadError, parse_payload
 
@@ -369,3 +374,24 @@ def test_a_notice_enqueued_just_before_a_crash_is_not_enqueued_again_on_resume(t
         assert second.svc.inbox.pending() == []
     finally:
         second.close()
+
+
+def test_log_lines_never_carry_the_token() -> None:
+    record = logging.LogRecord("govheal.receiver", logging.INFO, __file__, 1, "header was %s", (f"Bearer {TOKEN}",),
+                               None)
+    assert Redact([TOKEN]).filter(record)
+    assert record.getMessage() == "header was Bearer <redacted>"
+
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    ([], {}, "no webhook token: set receiver.token_file in the config or GOVHEAL_WEBHOOK_TOKEN"),
+    (["--listen", "nowhere"], {"GOVHEAL_WEBHOOK_TOKEN": TOKEN}, "--listen"),
+])
+def test_the_command_refuses_to_start_with_a_clear_message_and_no_traceback(
+        tmp_path: Path, args: list, env: dict, words: str) -> None:
+    receiver_config(tmp_path)
+    clean = {k: v for k, v in os.environ.items() if k != "GOVHEAL_WEBHOOK_TOKEN"}
+    out = subprocess.run([sys.executable, "-m", "govheal", "receiver", "--config", str(tmp_path / "govheal.yaml"),
+                          *args], capture_output=True, text=True, timeout=60, env={**clean, **env})
+    assert out.returncode == 2
+    assert words in out.stderr and "Traceback" not in out.stderr
