@@ -190,6 +190,7 @@ DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the test limit
     (b"", 400, "body", "not JSON"),
     (b"\xff\xfe{}", 400, "body", "UTF-8"),
     (DEEP, 400, "body", "nested too deeply"),
+    (json.dumps(payload(alert(note="\ud800"))).encode(), 400, "body", "surrogate"),
     (b"[1, 2]", 422, "body", "JSON object"),
     (json.dumps({**payload(alert()), "version": "3"}).encode(), 422, "version", "version"),
     (json.dumps({k: v for k, v in payload(alert()).items() if k != "alerts"}).encode(), 422, "alerts", "missing"),
@@ -266,6 +267,8 @@ def test_metacharacters_emoji_and_10kb_annotations_are_data_never_commands(rig: 
     [notice] = rig.bridge.notices
     assert notice.agent == nasty and notice.summary == nasty and notice.description == big
     assert ("instance", a["labels"]["instance"]) in notice.fields
+    escaped = json.dumps(payload(alert("GG", fp="6666666666666666", remediation="none", note="🔥 ok")))  # \ud83d\udd25: a valid pair
+    assert rig.post(escaped.encode()).status_code == 200
     ok = alert("GG", fp="5555555555555555")
     ok["annotations"]["description"] = big
     ok["labels"]["note"] = nasty

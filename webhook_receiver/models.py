@@ -107,6 +107,15 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
+def _has_lone_surrogate(data: Any) -> bool:
+    """JSON may escape half a surrogate pair (``"\\ud800"``); such a string cannot be stored or sent on."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_payload(body: bytes) -> Payload:
     """Bytes of a POST body → :class:`Payload`, or :class:`PayloadError` (400 unreadable, 422 wrong shape)."""
     try:
@@ -119,6 +128,8 @@ def parse_payload(body: bytes) -> Payload:
         raise PayloadError("body is nested too deeply to be an Alertmanager payload", "body") from None
     except ValueError as exc:
         raise PayloadError(f"body is not JSON: {exc}", "body") from None
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(data):
+        raise PayloadError("body contains a \\u escape of a lone UTF-16 surrogate (not a character)", "body")
     if not isinstance(data, dict):
         raise PayloadError(f"expected a JSON object, got {type(data).__name__}", "body", 422)
     try:
