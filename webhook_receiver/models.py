@@ -103,7 +103,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error" and err["loc"] == ("version",):
-        return f"unsupported payload version {err.get('input')!r}; this receiver reads Alertmanager version \"4\""
+        return f"unsupported payload version {repr(err.get('input'))[:40]}; this receiver reads Alertmanager " \
+               "version \"4\""
     return msg
 
 
