@@ -167,11 +167,15 @@ def test_two_processes_restarting_one_agent_make_one_restart(tmp_path: Path) -> 
         cfg = write_config(tmp_path, [a])
         a.fault("unhealthy")
         procs = [subprocess.Popen([sys.executable, "-m", "govheal", "restart", "A", "--config", str(cfg),
-                                   "--incident", f"p{i}", "--json"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                                   "--incident", f"p{i}", "--json"], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
                  for i in range(2)]
-        outcomes = sorted(json.loads(p.communicate(timeout=60)[0])["outcome"] for p in procs)
-        assert outcomes == ["already_recovered", "healed"]
-        assert len(Store(db_path(tmp_path / "state")).attempts("A")) == 1
+        outs = [p.communicate(timeout=60) for p in procs]
+        events = read_events(tmp_path / "telemetry" / "autoheal.log")
+        why = f"{outs}\n" + "\n".join(f"{e['incident']} {e['outcome']}: {e['reason']}" for e in events)
+        outcomes = sorted(json.loads(out)["outcome"] for out, _ in outs)
+        assert outcomes == ["already_recovered", "healed"], why
+        assert len(Store(db_path(tmp_path / "state")).attempts("A")) == 1, why
 
 
 def test_failover_from_the_cli_starts_the_fallback_agent_for_real(tmp_path: Path) -> None:
