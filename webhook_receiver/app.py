@@ -115,7 +115,7 @@ def read_payload() -> Any:
     try:
         return parse_payload(read_body())
     except PayloadError as exc:
-        log.info("webhook: rejected %s status=%d field=%s: %s", request.path, exc.status, exc.field or "-",
+        log.info("webhook: rejected %s status=%d field=%r: %s", request.path, exc.status, exc.field,
                  exc.message)
         raise
 
@@ -138,7 +138,7 @@ def alertmanager() -> Any:
         outcomes.append({"fingerprint": new.fingerprint, "status": new.status, "outcome": outcome})
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
-    log.info("webhook: group=%s alerts=%d new=%d", payload.groupKey[:200] or "-", len(routed),
+    log.info("webhook: group=%r alerts=%d new=%d", payload.groupKey[:200], len(routed),
              sum(e is not None for e in entries))
     return jsonify({"status": "accepted", "alerts": outcomes}), 200
 

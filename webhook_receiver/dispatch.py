@@ -227,7 +227,7 @@ class Dispatcher:
             try:
                 done = self.process(entry)
             except Exception:
-                log.exception("dispatch: unexpected error on alert %s", entry.id)
+                log.exception("dispatch: unexpected error on alert %d", entry.id)
             finally:
                 with self._cv:
                     self._busy.discard(lane)
@@ -263,7 +263,7 @@ class Dispatcher:
             try:
                 self.bridge.notify(base)
             except Exception:
-                log.exception("dispatch: bridge refused the notice for %s; will retry", entry.incident)
+                log.exception("dispatch: bridge refused the notice for %r; will retry", entry.incident)
                 self._error("notify")
                 return False
             self.inbox.mark_notified(entry.id)
@@ -279,7 +279,7 @@ class Dispatcher:
             try:
                 self.remediator.resolve(entry.agent, entry.incident)
             except Exception:
-                log.exception("dispatch: resolve failed for %s", entry.incident)
+                log.exception("dispatch: resolve failed for %r", entry.incident)
                 self._error("remediate")
                 return "error"
             return "resolved"
@@ -291,7 +291,7 @@ class Dispatcher:
         except UnknownAgent:
             return "unknown_agent"
         except Exception as exc:
-            log.exception("dispatch: remediator raised for %s", entry.incident)
+            log.exception("dispatch: remediator raised for %r", entry.incident)
             self._error("remediate")
             self._notify(replace(base, status="gave_up", action=f"{entry.action} not attempted: internal error "
                                  f"({type(exc).__name__}); see the receiver log"))
@@ -301,7 +301,7 @@ class Dispatcher:
         update = result_notice(base, res)
         if update is not None:
             self._notify(update)
-        log.info("dispatch: agent=%s incident=%s action=%s outcome=%s", entry.agent, entry.incident,
+        log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", entry.agent, entry.incident,
                  entry.action, res.outcome)
         return res.outcome
 
@@ -315,7 +315,7 @@ class Dispatcher:
         try:
             self.bridge.notify(notice)
         except Exception:
-            log.exception("dispatch: bridge refused an update for %s", notice.key)
+            log.exception("dispatch: bridge refused an update for %r", notice.key)
             self._error("notify")
 
     def _error(self, stage: str) -> None:
