@@ -139,8 +139,8 @@ def alertmanager() -> Any:
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
     if payload.truncatedAlerts:
-        log.warning("webhook: Alertmanager left %d alert(s) out of group %r (webhook max_alerts); they arrive "
-                    "when the group shrinks", payload.truncatedAlerts, payload.groupKey[:200])
+        log.warning("webhook: Alertmanager dropped %d alert(s) of group %r from this request (webhook "
+                    "max_alerts): they were not received", payload.truncatedAlerts, payload.groupKey[:200])
     log.info("webhook: group=%r alerts=%d new=%d", payload.groupKey[:200], len(routed),
              sum(e is not None for e in entries))
     return jsonify({"status": "accepted", "alerts": outcomes}), 200
