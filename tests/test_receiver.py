@@ -399,3 +399,14 @@ def test_the_command_refuses_to_start_with_a_clear_message_and_no_traceback(
                           *args], capture_output=True, text=True, timeout=60, env={**clean, **env})
     assert out.returncode == 2
     assert words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_ops_view_lists_what_was_done_with_recent_alerts(rig: Rig) -> None:
+    rig.post(body(alert("GG"), alert("Nobody", fp="7777777777777777")))
+    rig.idle()
+    assert rig.client.get("/ops/recent").status_code == 401
+    view = rig.client.get("/ops/recent?limit=10", headers=AUTH).json
+    assert view["node"] == "n1" and view["counts"] == {"done": 2}
+    assert [(a["agent"], a["outcome"], a["result"]) for a in view["alerts"]] == [
+        ("Nobody", "ignored_unknown_agent", "notified"), ("GG", "accepted", "healed")]
+    assert rig.client.get("/ops/recent?limit=x", headers=AUTH).status_code == 400

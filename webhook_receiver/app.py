@@ -160,6 +160,26 @@ def payload_error(exc: PayloadError) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Ops surface: what the receiver did with recent alerts (same bearer token; label values are data)
+
+ops = Blueprint("ops", __name__, url_prefix="/ops")
+ops.before_request(authenticate)
+
+
+@ops.get("/recent")
+def recent() -> Any:
+    svc = services()
+    try:
+        limit = min(500, max(1, int(request.args.get("limit", "50"))))
+    except ValueError:
+        return error(400, "limit must be an integer from 1 to 500", "limit")
+    last_seen, silent_since = svc.inbox.watchdog()
+    return jsonify({"node": svc.config.node, "queue_depth": svc.dispatcher.depth(), "counts": svc.inbox.counts(),
+                    "watchdog": {"last_seen": last_seen, "silent_since": silent_since},
+                    "alerts": svc.inbox.recent(limit)}), 200
+
+
+# ---------------------------------------------------------------------------------------------
 # Health surface
 
 health = Blueprint("health", __name__)
@@ -217,6 +237,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     app.extensions["govheal"] = svc
     app.register_blueprint(webhook)
     app.register_blueprint(health)
+    app.register_blueprint(ops)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -138,6 +138,14 @@ class Inbox:
             self.conn.execute("UPDATE inbox_alerts SET state = ?, result = ?, finished = ? WHERE id = ?",
                               (DONE, result, now, entry_id))
 
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest rows, without the alert bodies (for the ops view)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT id, received, alertname, agent, node, status, outcome, action, incident, state, result,"
+                " finished FROM inbox_alerts ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self.conn.execute("SELECT state, COUNT(*) FROM inbox_alerts GROUP BY state").fetchall()
