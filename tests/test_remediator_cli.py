@@ -165,6 +165,8 @@ def test_a_hung_agent_is_killed_with_its_diagnostics_in_the_audit_event(tmp_path
 def test_two_processes_restarting_one_agent_make_one_restart(tmp_path: Path) -> None:
     with demo_fleet(tmp_path, ["A"]) as (a,):
         cfg = write_config(tmp_path, [a])
+        # a generous health timeout: under a loaded machine a slow answer must not read as "still down"
+        cfg.write_text(cfg.read_text().replace("timeout: 500ms", "timeout: 3s"))
         a.fault("unhealthy")
         procs = [subprocess.Popen([sys.executable, "-m", "govheal", "restart", "A", "--config", str(cfg),
                                    "--incident", f"p{i}", "--json"], cwd=REPO, stdout=subprocess.PIPE,
