@@ -10,6 +10,7 @@ is spent, which opens the circuit (a CRIT event) and runs the failover when one 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -333,8 +334,6 @@ class Remediator:
         return "failover_started", reason, pid, new_pid, {}
 
     def _run_fallback_command(self, argv: list[str]) -> None:
-        import subprocess
-
         cwd = self.config.source.parent if self.config.source else None
         try:
             proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=FAILOVER_COMMAND_TIMEOUT,
