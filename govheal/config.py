@@ -328,7 +328,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def _field_path(loc: Iterable[str | int]) -> str:
+def field_path(loc: Iterable[str | int]) -> str:
+    """pydantic's ``('agents', 0, 'health')`` → ``agents[0].health``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -396,7 +397,7 @@ def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
     raw_loc = tuple(err["loc"])
     loc = _clean_loc(raw_loc)
     kind = err["type"]
-    field = _field_path(loc)
+    field = field_path(loc)
     line = line_for(lines, loc)
     if kind == "extra_forbidden":
         key = str(loc[-1])
@@ -410,7 +411,7 @@ def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
     elif kind == "union_tag_invalid":
         msg = f"unknown restart strategy {err['input'] .get('strategy')!r}; use one of: {', '.join(STRATEGY_NAMES)}"
         line = line_for(lines, (*loc, "strategy"))
-        field = _field_path((*loc, "strategy"))
+        field = field_path((*loc, "strategy"))
     elif kind == "union_tag_not_found":
         msg = f"missing 'strategy'; use one of: {', '.join(STRATEGY_NAMES)}"
     elif kind == "string_pattern_mismatch":
@@ -443,7 +444,7 @@ def _cross_checks(data: dict[str, Any], file: str, lines: dict) -> list[Problem]
     problems: list[Problem] = []
 
     def add(loc: tuple[str | int, ...], msg: str) -> None:
-        problems.append(Problem(file=file, line=line_for(lines, loc), field=_field_path(loc), message=msg))
+        problems.append(Problem(file=file, line=line_for(lines, loc), field=field_path(loc), message=msg))
 
     agents = data.get("agents")
     if not isinstance(agents, list):

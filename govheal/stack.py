@@ -25,6 +25,7 @@ import psutil
 from govheal import chain, tools
 from govheal.config import Agent, CommandRestart, Config
 from govheal.errors import GovhealError
+from govheal.procs import pid_running, read_pidfile
 from govheal.supervise import Child, Supervisor
 from govheal.types import split_listen
 
@@ -67,23 +68,6 @@ def prometheus_ready(base: str) -> bool:
             return bool(json.load(resp)["data"]["activeAlertmanagers"])
     except (OSError, ValueError, KeyError):
         return False
-
-
-def pid_running(pid: int | None) -> bool:
-    """Alive and not a zombie (measured.md: orphans are reaped late here)."""
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def ensure_token(path: Path) -> Path:
@@ -138,7 +122,8 @@ class Up:
         for agent in self.config.agents:
             if not isinstance(agent.restart, CommandRestart):
                 continue
-            pid = read_pid(self.config.path(agent.process.pidfile)) if agent.process and agent.process.pidfile else None
+            pidfile = agent.process.pidfile if agent.process else None
+            pid = read_pidfile(self.config.path(pidfile)) if pidfile else None
             if pid_running(pid) or (agent.health and http_ok(agent.health.url, timeout=0.5)):
                 running.append(f"{agent.name} (pid {pid})" if pid_running(pid) else agent.name)
                 continue
@@ -171,7 +156,7 @@ class Up:
                 return http_ok(url, timeout=0.5)
         else:
             def ready() -> bool:
-                return pidfile is None or pid_running(read_pid(pidfile))
+                return pidfile is None or pid_running(read_pidfile(pidfile))
         return Child(name=f"agent {agent.name}", argv=argv, log=log, ready=ready,
                      url=agent.health.url if agent.health else "", cwd=cwd, env=child_env(spec.env),
                      supervised=False, ready_timeout=agent.start_grace + 10, stop_timeout=spec.stop_timeout,
@@ -182,7 +167,7 @@ class Up:
         started = self.started_at
 
         def stop() -> None:
-            pid = read_pid(pidfile) if pidfile else None
+            pid = read_pidfile(pidfile) if pidfile else None
             if not pid_running(pid):
                 return
             with contextlib.suppress(psutil.Error):

@@ -16,8 +16,7 @@ import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import psutil
-
+from govheal.procs import pid_running
 from govheal.store import connect, migrate, tx
 from remediator.policy import CircuitState
 
@@ -67,13 +66,6 @@ class Incident:
     opened_at: float
     first_pid: int | None
     attempts: int
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class Store:
@@ -208,7 +200,7 @@ class Store:
 
     def _stale(self, row) -> bool:
         """Held by a process on this host that is gone (SIGKILLed mid-incident)."""
-        return row["host"] == self.host and not _alive(int(row["pid"]))
+        return row["host"] == self.host and not pid_running(int(row["pid"]))
 
     def release_lease(self, agent: str, owner: str) -> None:
         with self.lock, tx(self.conn):

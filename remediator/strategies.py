@@ -27,7 +27,7 @@ from govheal.config import (
     SignalRestart,
     SystemdRestart,
 )
-from remediator.verify import running
+from govheal.procs import pid_running as running
 
 
 class StrategyError(Exception):

@@ -5,21 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
-
 from exporter.matchers import MATCHERS, ScanContext
 from exporter.probe import probe as exporter_probe
 from govheal.config import Agent, Config, HealthCheck
-
-
-def running(pid: int | None) -> bool:
-    """Alive and not a zombie (measured.md: detached orphans stay zombies 1.4-1.9 s here)."""
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+from govheal.procs import pid_running as running
 
 
 def find_pid(config: Config, agent: Agent) -> int | None:

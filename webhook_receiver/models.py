@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from govheal.config import field_path
+
 MAX_ALERTS = 10_000
 
 
@@ -87,15 +89,6 @@ class Payload(_Model):
     truncatedAlerts: int = Field(0, ge=0)
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
-    """pydantic's ``('alerts', 0, 'labels')`` → ``alerts[0].labels``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _message(err: dict[str, Any]) -> str:

@@ -1,0 +1,26 @@
+"""Process facts every component agrees on: a zombie is not running (measured.md: PID 1 here reaps
+detached orphans 1.4-1.9 s late, and psutil still finds them with status ``zombie``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+
+
+def pid_running(pid: int | None) -> bool:
+    """Alive and not a zombie."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def read_pidfile(path: Path) -> int | None:
+    """The PID written in ``path``, or None when the file is missing or not a number."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
