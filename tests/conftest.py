@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support import demo_fleet
@@ -26,3 +29,52 @@ def fleet(tmp_path: Path):
     """Three running demo agents A, B, C (real processes on free loopback ports)."""
     with demo_fleet(tmp_path, ["A", "B", "C"]) as agents:
         yield agents
+
+
+# ------------------------------------------------------------------------------------------------
+# Leak check: every process a test starts (demo agents, exporters, receivers, Prometheus,
+# Alertmanager) carries a path under pytest's base temp dir on its command line. After each test
+# module, any such process still running is a leak: it is killed and the module's tests are
+# reported as leaking, so the next test never inherits a stray agent on a port.
+
+_LEAKS: list[str] = []
+
+
+def _strays(base: str) -> list[psutil.Process]:
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.info["pid"] != me and base in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.Error, TypeError):
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leaked_processes(request, tmp_path_factory):
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    strays = _strays(base)
+    if not strays:
+        return
+    # a process may still be on its way out (SIGTERM just sent): give it a moment
+    _, alive = psutil.wait_procs(strays, timeout=3)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            _LEAKS.append(f"{request.node.nodeid}: pid {proc.pid} {' '.join(proc.cmdline())[:160]}")
+            proc.kill()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _LEAKS:
+        terminalreporter.section("leaked processes (killed)")
+        for line in _LEAKS:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _LEAKS and exitstatus == 0:
+        session.exitstatus = 1  # a test that leaves processes behind fails the run
