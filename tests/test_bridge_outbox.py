@@ -166,3 +166,16 @@ def test_a_delivery_without_a_message_id_is_done_and_the_next_update_is_a_new_me
     clock.now += 1
     drain(worker, clock, 2)
     assert [verb for verb, _ in notifier.sent] == ["send", "send"]
+
+
+def test_enqueue_with_a_seen_dedupe_id_queues_nothing(rig) -> None:
+    clock, outbox, _, worker, _ = rig
+    assert outbox.enqueue(["main", "other"], n(1), clock(), dedupe_id="alert:k1:firing") is not None
+    assert outbox.enqueue(["main", "other"], n(1), clock(), dedupe_id="alert:k1:firing") is None
+    assert outbox.enqueue(["main"], n(1, "resolved"), clock(), dedupe_id="alert:k1:resolved") is not None
+    assert {ch: depth for ch, (depth, _) in outbox.stats(clock()).items()} == {"main": 2, "other": 1}
+    drain(worker, clock)  # still refused after delivery (the id outlives the queued row) …
+    assert outbox.enqueue(["main"], n(1), clock(), dedupe_id="alert:k1:firing") is None
+    clock.now += KEEP_DONE + 1  # … until it is pruned with the delivered rows
+    outbox.prune(clock() - KEEP_DONE)
+    assert outbox.enqueue(["main"], n(1), clock(), dedupe_id="alert:k1:firing") is not None

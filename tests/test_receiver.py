@@ -20,7 +20,10 @@ from tests.support import wait_until
 from tests.test_receiver_support import AUTH, TOKEN, FakeBridge, FakeRemediator, alert, body, payload, receiver_config
 from webhook_receiver.app import create_app
 from webhook_receiver.auth import TokenError, load_token
+from webhook_receiver.bridge import Bridge
+from webhook_receiver.bridge.secrets import Secrets
 from webhook_receiver.cli import Redact
+from webhook_receiver.dispatch import base_notice, dedupe_id
 from webhook_receiver.inbox import Inbox
 from webhook_receiver.models import PayloadError, parse_payload
 
@@ -363,21 +366,48 @@ def test_inbox_lives_in_the_shared_state_file(rig: Rig, tmp_path: Path) -> None:
     assert isinstance(rig.svc.inbox, Inbox)
 
 
+CHANNELS = """notifications:
+  channels:
+    discord: {type: discord}
+    telegram: {type: telegram}
+"""
+CHANNEL_SECRETS = {"GOVHEAL_DISCORD_WEBHOOK_URL": "http://127.0.0.1:9/api/webhooks/1/never-contacted",
+                   "GOVHEAL_TELEGRAM_BOT_TOKEN": "123:never-contacted", "GOVHEAL_TELEGRAM_CHAT_ID": "42"}
+
+
 def test_a_notice_enqueued_just_before_a_crash_is_not_enqueued_again_on_resume(tmp_path: Path) -> None:
-    first = Rig(tmp_path, start=False)
+    """The bridge's outbox and the inbox commit separately; a kill between them must not queue twice.
+
+    The real Bridge (its workers never started, so nothing is sent) is idempotent on the dispatcher's
+    dedupe id; the receiver no longer looks into the bridge's tables.
+    """
+    config = receiver_config(tmp_path, extra=CHANNELS)
+    bridge = Bridge(config, conn=connect(db_path(config.state_path)), secrets=Secrets.load(config, CHANNEL_SECRETS))
+    bridge.start = lambda: None  # type: ignore[method-assign]  # only the outbox matters here
+    first = Rig(tmp_path, start=False, bridge=bridge)
     assert first.post(body(alert("GG", remediation="none"))).status_code == 200
     [entry] = first.svc.inbox.pending()
-    # The crash came after the bridge's outbox commit and before the inbox was marked: fake that outbox row.
-    conn = connect(db_path(first.config.state_path))
-    conn.execute("CREATE TABLE outbox_items (key TEXT, notice TEXT)")
-    conn.execute("INSERT INTO outbox_items VALUES (?, ?)", (entry.incident, json.dumps({"status": "firing"})))
-    second = Rig(tmp_path)
+    # The crash came after the bridge's outbox commit and before the inbox was marked notified.
+    assert bridge.notify(base_notice(entry), dedupe_id=dedupe_id(entry)) is True
+    assert bridge.depth() == {"discord": 1, "telegram": 1}
+    second = Rig(tmp_path, bridge=bridge)
     try:
         second.idle()
-        assert second.bridge.notices == []
         assert second.svc.inbox.pending() == []
+        assert bridge.depth() == {"discord": 1, "telegram": 1}, "enqueued once per channel, not twice"
     finally:
         second.close()
+    receiver_side = Path(__file__).resolve().parent.parent / "webhook_receiver"
+    assert not [p.name for p in receiver_side.glob("*.py") if "outbox_" in p.read_text()], \
+        "the receiver reads no bridge table: the bridge's own idempotency covers the crash window"
+
+
+def test_the_dispatcher_gives_the_bridge_a_stable_dedupe_id_per_inbox_row(rig: Rig) -> None:
+    assert rig.post(body(alert("GG", remediation="none"), alert("GG", status="resolved", remediation="none")))\
+        .status_code == 200
+    rig.idle()
+    fp, starts = "0f0c5c23f0baf7cb", "2026-11-29T15:39:23.117Z"
+    assert sorted(rig.bridge.dedupe_ids) == [f"alert:{fp}:{starts}:firing", f"alert:{fp}:{starts}:resolved"]
 
 
 def test_log_lines_never_carry_the_token() -> None:

@@ -106,14 +106,17 @@ class FakeBridge:
     def __init__(self, fail: bool = False) -> None:
         self.notices: list[Any] = []
         self.direct: list[Any] = []
+        self.dedupe_ids: list[str | None] = []
         self.fail = fail
         self.lock = threading.Lock()
 
-    def notify(self, notice: Any) -> None:
+    def notify(self, notice: Any, *, dedupe_id: str | None = None) -> bool:
         if self.fail:
             raise RuntimeError("outbox unavailable")
         with self.lock:
             self.notices.append(notice)
+            self.dedupe_ids.append(dedupe_id)
+        return True
 
     def send_direct(self, notice: Any) -> None:
         with self.lock:

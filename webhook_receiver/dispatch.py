@@ -39,7 +39,12 @@ class RemediatorLike(Protocol):
 
 
 class BridgeLike(Protocol):
-    def notify(self, notice: Notice) -> None: ...
+    def notify(self, notice: Notice, *, dedupe_id: str | None = None) -> object: ...
+
+
+def dedupe_id(entry: Entry) -> str:
+    """Stable per inbox row (its UNIQUE key), so re-telling the bridge after a crash queues nothing twice."""
+    return f"alert:{entry.incident}:{entry.status}"
 
 
 def _agent(config: Config, name: str) -> Agent | None:
@@ -160,7 +165,6 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._known: set[int] = set()
         self._inflight: dict[str, Notice] = {}
-        self._resumed: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._stopping = False
         if metrics:
@@ -175,7 +179,6 @@ class Dispatcher:
             t.start()
             self._threads.append(t)
         pending = self.inbox.pending()
-        self._resumed = {e.id for e in pending if not e.notified}
         for entry in pending:
             self.enqueue(entry)
         if pending:
@@ -256,12 +259,9 @@ class Dispatcher:
     def process(self, entry: Entry) -> bool:
         """Tell the bridge, then the remediator; True when the row is finished, False to retry later."""
         base = base_notice(entry)
-        if entry.id in self._resumed and self.inbox.outbox_has(base.key, base.status):
-            entry = replace(entry, notified=True)  # enqueued just before a crash; not marked in time
-            self.inbox.mark_notified(entry.id)
-        if not entry.notified:
+        if not entry.notified:  # a crash after the bridge's commit and before ours: the dedupe id covers it
             try:
-                self.bridge.notify(base)
+                self.bridge.notify(base, dedupe_id=dedupe_id(entry))
             except Exception:
                 log.exception("dispatch: bridge refused the notice for %r; will retry", entry.incident)
                 self._error("notify")

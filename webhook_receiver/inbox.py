@@ -157,21 +157,6 @@ class Inbox:
             cur = self.conn.execute("DELETE FROM inbox_alerts WHERE state = ? AND received < ?", (DONE, before))
         return cur.rowcount
 
-    def outbox_has(self, key: str, status: str) -> bool:
-        """Did a notice with this key and status already reach the bridge's outbox (``outbox_items``)?
-
-        Only asked for rows resumed after a crash: the bridge's outbox and this inbox are written in two
-        transactions, so a kill between them would otherwise enqueue the same notice twice.
-        """
-        try:
-            with self._lock:
-                row = self.conn.execute(
-                    "SELECT 1 FROM outbox_items WHERE key = ? AND json_extract(notice, '$.status') = ? LIMIT 1",
-                    (key, status)).fetchone()
-        except sqlite3.OperationalError:
-            return False  # no outbox table (bridge not in use): nothing to dedupe against
-        return row is not None
-
     def writable(self) -> bool:
         """Can we take the write lock right now (for /readyz)?"""
         try:

@@ -78,21 +78,27 @@ class Bridge:
         extra = [f for n in wanted if self.workers[n].degraded for f in self._fallback(n)]
         return list(dict.fromkeys(wanted + extra))
 
-    def notify(self, notice: Notice) -> None:
-        """Durably enqueue for every channel that wants it; never blocks on the network."""
-        self._enqueue(self.routes(notice), notice, direct=False)
+    def notify(self, notice: Notice, *, dedupe_id: str | None = None) -> bool:
+        """Durably enqueue for every channel that wants it; never blocks on the network.
 
-    def send_direct(self, notice: Notice) -> None:
+        ``dedupe_id`` (caller-chosen, stable across restarts) makes the call idempotent: a second call with
+        the same id queues nothing. Returns False when nothing was queued (a repeat, or no channel wants it).
+        """
+        return self._enqueue(self.routes(notice), notice, direct=False, dedupe_id=dedupe_id)
+
+    def send_direct(self, notice: Notice, *, dedupe_id: str | None = None) -> bool:
         """Dead-man's switch path: every channel, ahead of the queue, no dependency on Alertmanager."""
-        self._enqueue(list(self.channels), notice, direct=True)
+        return self._enqueue(list(self.channels), notice, direct=True, dedupe_id=dedupe_id)
 
-    def _enqueue(self, channels: list[str], notice: Notice, *, direct: bool) -> None:
+    def _enqueue(self, channels: list[str], notice: Notice, *, direct: bool, dedupe_id: str | None) -> bool:
         if not channels:
-            return
+            return False
         accepted = notice.created or self.clock()
-        self.outbox.enqueue(channels, notice, accepted, direct=direct)
+        if self.outbox.enqueue(channels, notice, accepted, direct=direct, dedupe_id=dedupe_id) is None:
+            return False
         for ch in channels:
             self.workers[ch].wake.set()
+        return True
 
     def start(self) -> None:
         if self._started:

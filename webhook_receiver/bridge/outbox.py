@@ -66,6 +66,14 @@ SCHEMA = (
         chat_id TEXT
     )
     """,
+    # v2: caller-chosen idempotency ids; written in the same transaction as the items they produced
+    """
+    CREATE TABLE outbox_dedupe (
+        dedupe_id TEXT PRIMARY KEY,
+        notice_id TEXT NOT NULL,
+        created REAL NOT NULL
+    )
+    """,
 )
 BATCH = 64  # enough to fill one message (10 embeds / ~4000 characters) after coalescing
 BACKOFF_MAX = 300.0
@@ -104,10 +112,20 @@ class Outbox:
             migrate(conn, "bridge_outbox", SCHEMA)
 
     def enqueue(self, channels: Iterable[str], notice: Notice, accepted: float, *, direct: bool = False,
-                fallback_from: str | None = None, notice_id: str | None = None) -> str:
+                fallback_from: str | None = None, notice_id: str | None = None,
+                dedupe_id: str | None = None) -> str | None:
+        """Queue ``notice`` for ``channels``; its notice id, or None when ``dedupe_id`` was seen before.
+
+        The dedupe row and the items commit together, so a caller killed after this returns and before it
+        recorded "done" can call again with the same ``dedupe_id`` and nothing is queued twice.
+        """
         notice_id = notice_id or uuid.uuid4().hex
         body = json.dumps(notice.to_dict(), ensure_ascii=False)
         with self.lock, tx(self.conn):
+            if dedupe_id is not None and self.conn.execute(
+                    "INSERT INTO outbox_dedupe (dedupe_id, notice_id, created) VALUES (?, ?, ?) "
+                    "ON CONFLICT (dedupe_id) DO NOTHING", (dedupe_id, notice_id, accepted)).rowcount == 0:
+                return None
             self.conn.executemany(
                 "INSERT INTO outbox_items (channel, notice_id, key, notice, accepted, direct, fallback_from) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -224,6 +242,7 @@ class Outbox:
             self.conn.execute("DELETE FROM outbox_refs WHERE (channel, message_id) IN (SELECT channel, message_id "
                               "FROM outbox_messages WHERE updated < ?)", (before,))
             self.conn.execute("DELETE FROM outbox_messages WHERE updated < ?", (before,))
+            self.conn.execute("DELETE FROM outbox_dedupe WHERE created < ?", (before,))
 
 
 @dataclass(frozen=True)
