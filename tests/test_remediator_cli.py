@@ -18,6 +18,7 @@ from remediator.audit import read_events
 from remediator.engine import Remediator
 from remediator.store import Store
 from remediator.verify import running
+from tests.fakes.remediator.reaper import kill_started_under
 from tests.support import DemoAgent, demo_config_text, demo_fleet, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +31,13 @@ FAST_POLICY = """remediation:
 """
 
 pytestmark = pytest.mark.live
+
+
+@pytest.fixture(autouse=True)
+def _nothing_outlives_the_test(tmp_path: Path):
+    """Kill what the test started (directly, detached by the command strategy, by a CLI or a fake supervisor)."""
+    yield
+    kill_started_under(tmp_path)
 
 
 def write_config(tmp: Path, agents: list[DemoAgent], restart_extra: list[str] | None = None) -> Path:

@@ -20,12 +20,20 @@ import pytest
 from govheal.config import parse_config
 from remediator.strategies import STRATEGIES, StrategyError
 from remediator.verify import find_pid, running, verify
+from tests.fakes.remediator.reaper import kill_started_under
 from tests.support import DemoAgent, free_port, wait_until
 
 FAKES = Path(__file__).resolve().parent / "fakes" / "remediator"
 LABEL = "com.govheal.test.agent"
 UNIT = "govheal-test-agent.service"
 SCENARIOS = ("success", "fail_to_start", "term_ignored", "timeout")
+
+
+@pytest.fixture(autouse=True)
+def _nothing_outlives_the_test(tmp_path: Path):
+    """Kill what the test started (directly, detached by the command strategy, by a CLI or a fake supervisor)."""
+    yield
+    kill_started_under(tmp_path)
 
 
 def restart_yaml(strategy: str, scenario: str, agent: DemoAgent) -> str:
