@@ -168,10 +168,10 @@ class Remediator:
     def _restart(self, agent: Agent, req: Request, inc: Incident) -> tuple[str, str, int | None, int | None, dict]:
         p = self._policy(agent)
         self._wait_dependencies(agent, req)
-        with self.store.lock:
-            state = pol.on_incident(p, self.store.circuit(agent.name), self.clock())
-            self.store.save_circuit(agent.name, state)
+        state = pol.on_incident(p, self.store.circuit(agent.name), self.clock())  # we hold the agent's lease
         obs = self.look(self.config, agent)
+        if not obs.healthy:  # healthy at once: the one write below records both the incident and the health
+            self.store.save_circuit(agent.name, state)
         old_pid = inc.first_pid or obs.pid
         if not obs.healthy:
             obs = self._settle(agent, req, inc, obs, p)
@@ -181,6 +181,7 @@ class Remediator:
             return "already_recovered", why, old_pid, obs.pid, {}
         diagnostics: dict = {}
         last_reason = ""
+        renew = False  # the lease was just taken; renew it before each later attempt
         while True:
             now = self.clock()
             state = pol.refresh(p, state, now)
@@ -201,7 +202,9 @@ class Remediator:
                 if obs.healthy:
                     self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
                     return "already_recovered", "healthy again during the backoff", old_pid, obs.pid, diagnostics
-            self._acquire_lease(agent)  # renew
+            if renew or decision.wait > 0:
+                self._acquire_lease(agent)  # renew
+            renew = True
             pid = find_pid(self.config, agent)
             if pid is not None:
                 log = agent.log_file or (agent.restart.log_file if isinstance(agent.restart, CommandRestart)
@@ -217,8 +220,8 @@ class Remediator:
             healed, new_pid, reason = self._attempt(agent, pid, p)
             done = self.clock()
             state = pol.on_result(p, pol.refresh(p, state, done), done, healed)
-            self.store.save_circuit(agent.name, state)
-            self.store.finish_attempt(attempt_id, done, "healed" if healed else "failed", new_pid, reason)
+            self.store.finish_attempt(attempt_id, done, "healed" if healed else "failed", new_pid, reason,
+                                      agent=agent.name, circuit=state)
             if healed:
                 return "healed", reason, old_pid, new_pid, diagnostics
             last_reason = reason

@@ -1,7 +1,10 @@
 """The remediator's tables (``rem_*``) in the shared SQLite file: incidents, attempts, circuits, switches, leases.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (:class:`govheal.store.tx`), so two processes on one
-host serialise. A lease row per agent means only one process acts on an agent at a time; a lease whose
+host serialise. WAL checkpoints (which fsync) run in a background thread on their own connection instead
+of inside whichever commit crosses SQLite's auto-checkpoint threshold: a decision never pays for one.
+Durability is the same: a commit is in the WAL either way; checkpointing only copies it into the main file.
+A lease row per agent means only one process acts on an agent at a time; a lease whose
 owner process is gone (SIGKILL) or whose time ran out can be taken over.
 """
 
@@ -10,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -40,6 +45,8 @@ SCHEMA = [
         expires_at REAL NOT NULL)
     """,
 ]
+
+CHECKPOINT_INTERVAL = 1.0  # seconds between background WAL checkpoints
 
 IN_PROGRESS = "in_progress"
 DONE = "done"
@@ -76,8 +83,16 @@ class Store:
         self.host = socket.gethostname()
         with self.lock:
             migrate(self.conn, "remediator", SCHEMA)
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")  # this connection's commits never checkpoint
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=_checkpoint_loop, args=(path, self._stop),
+                                              name="rem-wal-checkpoint", daemon=True)
+        self._checkpointer.start()
+        weakref.finalize(self, self._stop.set)  # a Store dropped without close() stops its thread too
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=10)
         with self.lock:
             self.conn.close()
 
@@ -170,10 +185,14 @@ class Store:
             self._save_circuit(agent, circuit)
             return int(cur.lastrowid or 0)
 
-    def finish_attempt(self, attempt_id: int, now: float, outcome: str, new_pid: int | None, reason: str) -> None:
+    def finish_attempt(self, attempt_id: int, now: float, outcome: str, new_pid: int | None, reason: str,
+                       *, agent: str | None = None, circuit: CircuitState | None = None) -> None:
+        """Record the attempt's end, and (given ``agent`` and ``circuit``) the circuit, in one transaction."""
         with self.lock, tx(self.conn):
             self.conn.execute("UPDATE rem_attempts SET finished_at = ?, outcome = ?, new_pid = ?, reason = ? "
                               "WHERE id = ?", (now, outcome, new_pid, reason, attempt_id))
+            if agent is not None and circuit is not None:
+                self._save_circuit(agent, circuit)
 
     def attempts(self, agent: str, incident: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM rem_attempts WHERE agent = ?", [agent]
@@ -212,6 +231,23 @@ class Store:
         if row is None or row["expires_at"] <= now or self._stale(row):
             return None
         return str(row["owner"])
+
+
+def _checkpoint_loop(path: Path, stop: threading.Event) -> None:
+    """Copy committed WAL frames into the database file every CHECKPOINT_INTERVAL, off the decision path.
+
+    PASSIVE never blocks writers or readers; frames it cannot copy yet (a reader still needs them) are
+    copied on a later round. The last connection to close checkpoints and removes the WAL as usual.
+    """
+    conn = connect(path)
+    try:
+        while not stop.wait(CHECKPOINT_INTERVAL):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                continue  # busy or a transient error: the next round tries again
+    finally:
+        conn.close()
 
 
 def _incident(row) -> Incident:

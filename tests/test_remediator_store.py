@@ -95,3 +95,23 @@ def test_started_agents_do_not_inherit_the_receivers_secrets(monkeypatch) -> Non
     monkeypatch.setenv("LANG", "C.UTF-8")
     env = child_env()
     assert "GOVHEAL_WEBHOOK_TOKEN" not in env and "TELEGRAM_BOT_TOKEN" not in env and env["LANG"] == "C.UTF-8"
+
+
+def test_wal_checkpoints_run_in_the_background_not_in_a_commit(tmp_path: Path, monkeypatch) -> None:
+    import remediator.store as rs
+    from tests.support import wait_until
+
+    monkeypatch.setattr(rs, "CHECKPOINT_INTERVAL", 0.05)
+    db = tmp_path / "s.sqlite3"
+    s = Store(db)
+    assert s.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0, "commits must not checkpoint"
+    before = db.stat().st_size
+    for i in range(300):
+        s.save_circuit(f"agent-{i}", CircuitState(attempts=(float(i),) * 20))
+    # in WAL mode only a checkpoint copies pages into the main file: it grows while the store stays open
+    wait_until(lambda: db.stat().st_size > before, 10, what="background checkpoint")
+    s.close()
+    assert not s._checkpointer.is_alive()
+    again = Store(db)
+    assert again.circuit("agent-299").attempts == (299.0,) * 20, "nothing committed is lost"
+    again.close()
