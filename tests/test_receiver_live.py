@@ -204,7 +204,71 @@ receivers:
             am.wait(10)
 
 
-def test_sigkill_with_200_messages_queued_then_restart_loses_none_and_enqueues_each_once(tmp_path: Path) -> None:
+HELD = {  # both services refusing everything for a while: the 429 bodies of ecosystem-facts.md
+    "discord": (429, {"message": "You are being rate limited.", "retry_after": 2.0, "global": False},
+                {"Retry-After": "2"}),
+    "telegram": (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 2",
+                       "parameters": {"retry_after": 2}}, {}),
+}
+
+
+def mentions(fake: FakeDiscord | FakeTelegram, name: str) -> int:
+    """How many requests the channel accepted (new messages and edits) that carry ``name``."""
+    key = "body" if isinstance(fake, FakeDiscord) else "text"
+    return sum(name in json.dumps(r.get(key), ensure_ascii=False) for r in list(fake.received))
+
+
+def test_sigkill_with_200_messages_queued_and_none_in_flight_then_restart_delivers_each_exactly_once(
+        tmp_path: Path) -> None:
+    """The issue's case, strictly: SIGKILL with 200 messages queued → start again → each delivered once.
+
+    Both channels deliver their first messages, then refuse everything with 429 (retry_after 2 s). A channel
+    worker sends one request at a time and records each acknowledgement before its next request, so once
+    each channel has refused a request after the hold, no accepted request is waiting to be recorded: nothing
+    is in flight at the kill, and no repeat is allowed (the in-flight case is the next test).
+    """
+    with FakeDiscord() as discord, FakeTelegram() as telegram:
+        cfg = tmp_path / "govheal.yaml"
+        cfg.write_text(CHANNELS + "node: n1\nstate_dir: state\nagents:\n"
+                       "  - {name: GG, health: {url: 'http://127.0.0.1:9/health'}}\n")
+        receiver = Receiver(tmp_path, cfg, discord, telegram).start()
+        names = [f"Held{i:03d}" for i in range(200)]
+        fakes = {"discord": discord, "telegram": telegram}
+        db = sqlite3.connect(db_path(tmp_path / "state"))
+        try:
+            for chunk in range(4):
+                alerts = [alert(None, remediation=None, fp=f"{i:016x}", alertname=names[i], severity="warning")
+                          for i in range(chunk * 50, chunk * 50 + 50)]
+                assert receiver.post(body(*alerts))[0] == 200
+            wait_until(lambda: discord.received and telegram.received, 30, what="first messages on both channels")
+            for name, fake in fakes.items():
+                fake.hold(*HELD[name])
+            wait_until(lambda: all(f.refused_while_held for f in fakes.values()), 30,
+                       what="each channel refusing a request after the hold (nothing accepted is unrecorded)")
+            wait_until(lambda: db.execute("SELECT COUNT(*) FROM outbox_items").fetchone()[0] == 400, 30,
+                       what="all 200 notices in the outbox for both channels")
+            before = {n: sum(mentions(f, x) > 0 for x in names) for n, f in fakes.items()}
+            assert all(0 < b < 200 for b in before.values()), f"delivered before the kill: {before}"
+            receiver.stop(signal.SIGKILL)
+            for fake in fakes.values():
+                fake.release()
+            receiver.start()
+            for name, fake in fakes.items():
+                wait_until(lambda fake=fake: all(mentions(fake, x) for x in names), 90,
+                           what=f"all 200 delivered to {name}", interval=0.5)
+            time.sleep(1.0)  # a late repeat would arrive now
+            for name, fake in fakes.items():
+                wrong = {x: c for x in names if (c := mentions(fake, x)) != 1}
+                assert not wrong, f"{name}: not delivered exactly once: {dict(list(wrong.items())[:10])}"
+            assert db.execute("SELECT COUNT(*) FROM outbox_items WHERE state = 'queued'").fetchone()[0] == 0
+            print(f"exactly once after SIGKILL; delivered before the kill: {before}")
+        finally:
+            db.close()
+            receiver.stop()
+
+
+def test_sigkill_mid_delivery_loses_none_enqueues_each_once_and_repeats_only_the_request_in_flight(
+        tmp_path: Path) -> None:
     """Through the receiver every notice enters the outbox exactly once, and every one is delivered.
 
     The one message a channel had already accepted at the instant of the SIGKILL (its HTTP call in flight,

@@ -22,6 +22,8 @@ class FakeServer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.injected: list[tuple[int, dict, dict]] = []
+        self.held: tuple[int, dict, dict] | None = None
+        self.refused_while_held = 0
         self.requests = 0
         fake = self
 
@@ -43,8 +45,11 @@ class FakeServer:
                 if body is not None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed mid-request (the SIGKILL tests): it never sees the answer
 
             do_GET = do_POST = do_PATCH = _any
 
@@ -73,9 +78,21 @@ class FakeServer:
         with self.lock:
             self.injected.extend([(status, body, headers or {})] * times)
 
+    def hold(self, status: int, body: dict, headers: dict | None = None) -> None:
+        """Answer every request with this until :meth:`release` (a service refusing for a while)."""
+        with self.lock:
+            self.held, self.refused_while_held = (status, body, headers or {}), 0
+
+    def release(self) -> None:
+        with self.lock:
+            self.held = None
+
     def dispatch(self, method: str, path: str, raw: bytes, headers: Any) -> tuple[int, Any, dict]:
         with self.lock:
             self.requests += 1
+            if self.held is not None:
+                self.refused_while_held += 1
+                return self.held
             if self.injected:
                 return self.injected.pop(0)
             return self.handle(method, path, raw, headers)
