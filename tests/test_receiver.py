@@ -228,6 +228,7 @@ def test_100k_nested_arrays_are_a_400_not_a_recursion_error() -> None:
 
 
 def test_a_body_over_the_limit_is_413_by_content_length_and_while_reading(rig: Rig) -> None:
+    assert rig.post(body(alert("Mary", fp="7777777777777777"))).status_code == 200  # accepted before
     big = body(alert("GG", description="x" * 70_000))
     resp = rig.post(big)
     assert resp.status_code == 413
@@ -238,13 +239,18 @@ def test_a_body_over_the_limit_is_413_by_content_length_and_while_reading(rig: R
                            headers={**AUTH, "Transfer-Encoding": "chunked"},
                            environ_overrides={"wsgi.input_terminated": True})
     assert resp.status_code == 413
-    assert rig.remediator.submitted == []
     assert rig.metric("govheal_webhook_requests_total", status="413") == 2
+    assert rig.post(body(alert("GG", fp="8888888888888888"))).status_code == 200  # still serving
+    rig.idle()
+    assert sorted(r.agent for r in rig.remediator.submitted) == ["GG", "Mary"]  # nothing of the big one
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
                                      {"Authorization": "Bearer"}])
 def test_a_missing_or_wrong_token_is_401_and_nothing_is_recorded(rig: Rig, headers: dict) -> None:
+    assert rig.post(body(alert("Mary", fp="7777777777777777"))).status_code == 200  # accepted before
+    rig.idle()
+    before = (list(rig.remediator.submitted), list(rig.bridge.notices), rig.svc.inbox.counts())
     for path in ("/alertmanager", "/watchdog"):
         resp = rig.post(body(alert("GG")), path=path, headers=headers)
         assert resp.status_code == 401
@@ -252,8 +258,9 @@ def test_a_missing_or_wrong_token_is_401_and_nothing_is_recorded(rig: Rig, heade
         assert "token" in resp.json["error"]
         assert TOKEN not in resp.get_data(as_text=True)
     rig.idle()
-    assert rig.remediator.submitted == [] and rig.bridge.notices == []
-    assert rig.svc.inbox.counts() == {}
+    assert (rig.remediator.submitted, rig.bridge.notices, rig.svc.inbox.counts()) == before
+    assert before[2] == {"done": 1} and rig.svc.deadman.last_seen is None  # the /watchdog beats were refused
+    assert rig.post(body(alert("GG", fp="8888888888888888"))).status_code == 200  # still serving
 
 
 def test_metacharacters_emoji_and_10kb_annotations_are_data_never_commands(rig: Rig) -> None:
