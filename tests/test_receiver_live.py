@@ -5,7 +5,6 @@ Also a real Alertmanager 0.25 in front of it, and a SIGKILL with messages queued
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -200,7 +199,10 @@ receivers:
             f"{receiver.url}/metrics")[1], 20, what="the Watchdog heartbeat recorded via Alertmanager")
     finally:
         am.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
+            am.wait(10)
+        except subprocess.TimeoutExpired:
+            am.kill()  # never leave an Alertmanager behind
             am.wait(10)
 
 
