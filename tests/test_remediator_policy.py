@@ -200,6 +200,22 @@ def test_paused_agent_is_skipped_with_owner_and_reason(tmp_path: Path) -> None:
     assert rem.submit(Request("A", "restart", "y")).outcome == "healed"
 
 
+def test_disabled_agent_is_skipped_for_restart_and_failover_until_enabled(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False})
+    reg = CollectorRegistry()
+    rem = make(tmp_path, world, clock, registry=reg, agents={"A": "fallback: {agent: B}", "B": ""})
+    rem.store.set_switches("A", Switches(disabled=True, owner="ops", reason="decommissioning"))
+    for action in ("restart", "failover"):
+        r = rem.submit(Request("A", action, f"d-{action}"))
+        assert r.outcome == "skipped" and r.reason == "A is disabled by ops: decommissioning", r.reason
+    assert world.restarts == [] and world.starts == []
+    skips = {"agent": "A", "node": "n1", "reason": "disabled"}
+    assert reg.get_sample_value("govheal_remediation_skips_total", skips) == 2
+    assert "would skip: A is disabled by ops" in rem.plan(Request("A", "restart", "d-plan"))
+    rem.store.set_switches("A", Switches())
+    assert rem.submit(Request("A", "restart", "d-after")).outcome == "healed"
+
+
 def test_unknown_agent_is_rejected_with_the_known_names(tmp_path: Path) -> None:
     rem = make(tmp_path, World(), agents={"A": "", "B": ""})
     with pytest.raises(UnknownAgent, match=r"unknown agent 'Z'; known agents: A, B"):

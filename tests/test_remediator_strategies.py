@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -154,3 +155,28 @@ EXPECT: dict[str, dict[str, tuple[bool, str]]] = {
         "timeout": (False, f"within start_grace {GRACE}s"),
     },
 }
+
+
+@pytest.mark.live
+def test_command_start_uses_cwd_env_and_log_file_in_its_own_session(tmp_path: Path) -> None:
+    """Detached into its own session (so it never dies with the receiver), env merged over the receiver's
+    minus its secrets, cwd and log file resolved against the config file's directory."""
+    script = ("import os, sys, time; print('cwd=' + os.getcwd(), 'mode=' + os.environ['MODE'], "
+              "'token=' + os.environ.get('GOVHEAL_WEBHOOK_TOKEN', 'none'), flush=True); time.sleep(60)")
+    (tmp_path / "work").mkdir()
+    cfg_path = tmp_path / "govheal.yaml"
+    cfg_path.write_text(
+        "agents:\n  - name: agent\n    process: {pidfile: run/agent.pid}\n"
+        f"    restart: {{strategy: command, argv: {json.dumps([sys.executable, '-c', script])}, cwd: work, "
+        "env: {MODE: blue}, log_file: logs/agent.log}\n")
+    cfg = parse_config(cfg_path.read_text(), cfg_path)
+    os.environ["GOVHEAL_WEBHOOK_TOKEN"] = "s3cret"
+    try:
+        out = STRATEGIES["command"].start(cfg, cfg.agent("agent"))
+    finally:
+        del os.environ["GOVHEAL_WEBHOOK_TOKEN"]
+    assert out.new_pid and running(out.new_pid)
+    assert os.getsid(out.new_pid) == out.new_pid != os.getsid(0), "a session leader of its own"
+    log = tmp_path / "logs" / "agent.log"
+    wait_until(lambda: log.exists() and "mode=" in log.read_text(), 20, what="child output in its log file")
+    assert f"cwd={tmp_path / 'work'} mode=blue token=none" in log.read_text()

@@ -3,8 +3,9 @@
 A test starts demo agents directly, through the command strategy (detached into their own session, so
 they survive the remediator by design), through a ``govheal restart`` subprocess, or through the fake
 ``launchctl``/``systemctl``. Every one of them names a path under the test's ``tmp_path`` on its command
-line (pidfile, config) or in its environment (``FAKE_SUPERVISOR_STATE``), even before it writes a
-pidfile (``--startup-delay``), so teardown finds them by that and kills their process groups.
+line (pidfile, config), in its environment (``FAKE_SUPERVISOR_STATE``) or as its working directory,
+even before it writes a pidfile (``--startup-delay``), so teardown finds them by that and kills their
+process groups.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from govheal.procs import pid_running
 
 
 def started_under(root: Path) -> list[psutil.Process]:
-    """Live processes (not this one) whose argv or environment names a path under ``root``."""
+    """Live processes (not this one) whose argv, environment or cwd names a path under ``root``."""
     prefix = str(root).rstrip("/") + "/"
     me = os.getpid()
     found = []
@@ -32,7 +33,7 @@ def started_under(root: Path) -> list[psutil.Process]:
             argv = p.info["cmdline"] or []
             named = any(prefix in a or a == prefix[:-1] for a in argv)
             if not named:
-                named = any(prefix in v for v in p.environ().values())
+                named = any(prefix in v for v in p.environ().values()) or (p.cwd() + "/").startswith(prefix)
         except psutil.Error:
             continue
         if named:
