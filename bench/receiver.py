@@ -1,4 +1,5 @@
-"""(b) Webhook accept throughput and latency against the real waitress-served ``govheal receiver``.
+"""(b) Webhook accept throughput and latency against the real waitress-served ``govheal receiver``;
+(a, end to end) accepted → delivered latency through the same process to the fake Discord/Telegram.
 
 The receiver runs as its own process with the real remediator and bridge (no channels configured, so
 nothing is delivered: this measures accepting). A load generator in a separate process keeps N HTTP/1.1
@@ -104,11 +105,12 @@ def _pct(xs: list[float], p: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _start_receiver(tmp: Path, threads: int) -> tuple[subprocess.Popen, int]:
+def _start_receiver(tmp: Path, threads: int, extra: str = "",
+                    env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     cfg = tmp / "govheal.yaml"
-    cfg.write_text(CONFIG.format(threads=threads))
-    env = {**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN}
+    cfg.write_text(CONFIG.format(threads=threads) + extra)
+    env = {**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN, **(env_extra or {})}
     log = open(tmp / "receiver.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "govheal", "receiver", "--config", str(cfg), "--listen",
                              f"127.0.0.1:{port}", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
@@ -132,7 +134,59 @@ def _run_load(port: int, conns: int, count: int, seconds: float, mode: str, seed
     return json.loads(out.stdout)
 
 
+CHANNELS = """notifications:
+  channels:
+    discord: {type: discord}
+    telegram: {type: telegram}
+"""
+
+
+def end_to_end(samples: int, spacing: float = 1.25) -> str:
+    """(a) through the whole receiver: one alert every ``spacing`` s (below every channel limit) posted to the
+    real process; latency = the 2xx arrived (accepted) → the fake channel received the message."""
+    from tests.fakes.fake_discord import FakeDiscord
+    from tests.fakes.fake_telegram import FakeTelegram
+
+    with FakeDiscord() as d, FakeTelegram() as t, tempfile.TemporaryDirectory(prefix="govheal-bench-e2e-") as tmp:
+        env = {"GOVHEAL_DISCORD_WEBHOOK_URL": d.url, "GOVHEAL_TELEGRAM_BOT_TOKEN": t.token,
+               "GOVHEAL_TELEGRAM_CHAT_ID": "424242", "GOVHEAL_TELEGRAM_API_URL": t.api_url}
+        proc, port = _start_receiver(Path(tmp), threads=8, extra=CHANNELS, env_extra=env)
+        accepted: dict[str, float] = {}
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+            for i in range(samples):
+                name = f"E2E{i:04d}"
+                data = _payload(f"e2e{i:013x}").replace(b'"AgentDown"', f'"{name}"'.encode())
+                c.request("POST", "/alertmanager", body=data, headers=headers)
+                resp = c.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    accepted[name] = time.monotonic()
+                time.sleep(spacing)
+            c.close()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (len(d.received) < len(accepted) or len(t.received) < len(accepted)):
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+        rows = []
+        for channel, arrivals in (("discord", [(r["t"], json.dumps(r["body"])) for r in d.received]),
+                                  ("telegram", [(r["t"], r["text"]) for r in t.received])):
+            lat = sorted(1000 * (ts - accepted[n]) for ts, text in arrivals for n in accepted if n in text)
+            rows.append(f"| {channel} | {len(lat)} of {len(accepted)} | {_pct(lat, 50):.1f} | {_pct(lat, 99):.1f} | "
+                        f"{lat[-1] if lat else float('nan'):.1f} |")
+    return "\n".join([f"(a) end to end: accepted (2xx) → the fake channel received it; {samples} alerts, one every "
+                      f"{spacing} s", "", "| channel | delivered | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|",
+                      *rows])
+
+
 def run(quick: bool) -> str:
+    return throughput(quick) + "\n\n" + end_to_end(10 if quick else 60)
+
+
+def throughput(quick: bool) -> str:
     count = 600 if quick else 4000
     seconds = 20.0 if quick else 60.0
     scenarios = [("open loop at 300 req/s, new alert each", "unique", 8, 300.0),
