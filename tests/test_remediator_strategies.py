@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -180,3 +181,52 @@ def test_command_start_uses_cwd_env_and_log_file_in_its_own_session(tmp_path: Pa
     log = tmp_path / "logs" / "agent.log"
     wait_until(lambda: log.exists() and "mode=" in log.read_text(), 20, what="child output in its log file")
     assert f"cwd={tmp_path / 'work'} mode=blue token=none" in log.read_text()
+
+
+def test_the_launchd_domain_is_configurable_and_label_values_never_reach_argv(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import remediator.strategies as strategies
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(strategies, "_run", lambda argv, timeout: calls.append(argv))
+    cfg_path = tmp_path / "govheal.yaml"
+    cfg_path.write_text("agents:\n  - name: agent\n    process: {launchd: com.example.agent}\n"
+                        "    restart: {strategy: launchd, domain: 'user/{uid}'}\n")
+    cfg = parse_config(cfg_path.read_text(), cfg_path)
+    STRATEGIES["launchd"].restart(cfg, cfg.agent("agent"), 123)
+    STRATEGIES["launchd"].start(cfg, cfg.agent("agent"))
+    assert calls == [["launchctl", "kickstart", "-k", f"user/{os.getuid()}/com.example.agent"],
+                     ["launchctl", "kickstart", f"user/{os.getuid()}/com.example.agent"]]
+
+
+@pytest.mark.live
+def test_stop_kills_the_whole_process_group_when_term_is_ignored(tmp_path: Path) -> None:
+    from remediator.strategies import stop_process
+
+    script = ("import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "child = subprocess.Popen(['sleep', '120']); print(child.pid, flush=True); time.sleep(120)")
+    leader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True, cwd=tmp_path)
+    assert leader.stdout is not None
+    child = int(leader.stdout.readline())
+    how = stop_process(leader.pid, 0.3)
+    assert how == "SIGKILL after 0.3s: SIGTERM not obeyed"
+    leader.wait(10)
+    wait_until(lambda: not running(child), 10, what="the leader's child killed with its group")
+
+
+def test_verification_needs_k_healthy_in_a_row_within_the_grace() -> None:
+    from remediator.verify import Observation
+    from tests.fakes.remediator.world import FakeClock
+
+    def run(script: list[bool], k: int, grace: float):
+        seen = iter(script)
+        clock = FakeClock()
+        agent = parse_config("agents:\n  - name: a\n    health: {url: 'http://127.0.0.1:1/'}\n").agent("a")
+        return verify(None, agent, successes=k, interval=0.1, grace=grace, clock=clock, sleep=clock.sleep,
+                      look=lambda c, a: Observation(None, ok := next(seen, False), "" if ok else "503"))
+
+    v = run([True, False, True, True, True], 3, 10)
+    assert v.healed and v.observations == 5, "an unhealthy answer restarts the count"
+    v = run([True, True, False] * 20, 3, 1.0)
+    assert not v.healed and "not healthy 3x within start_grace 1s" in v.reason, v.reason
