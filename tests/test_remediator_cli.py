@@ -3,12 +3,14 @@ mid-incident with the state intact afterwards, and an always-crashing agent that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from govheal.config import parse_config
@@ -18,7 +20,7 @@ from remediator.audit import read_events
 from remediator.engine import Remediator
 from remediator.store import Store
 from remediator.verify import running
-from tests.fakes.remediator.reaper import kill_started_under
+from tests.fakes.remediator.reaper import kill_started_under, started_under
 from tests.support import DemoAgent, demo_config_text, demo_fleet, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,9 +102,19 @@ def test_a_real_restart_of_an_unhealthy_agent_is_verified_and_audited(tmp_path: 
         assert "A: duplicate" in again.stdout and a.pid == final["new_pid"]
 
 
+def new_agent_pids(tmp: Path, old: int | None) -> list[int]:
+    """Demo agents started under ``tmp`` other than ``old`` (found by argv: before they write a pidfile)."""
+    out = []
+    for p in started_under(tmp):
+        with contextlib.suppress(psutil.Error):
+            if p.pid != old and "demo-agent" in p.cmdline():
+                out.append(p.pid)
+    return out
+
+
 def test_sigkill_mid_incident_then_run_again_state_intact_and_no_second_restart(tmp_path: Path) -> None:
     with demo_fleet(tmp_path, ["A"]) as (a,):
-        cfg = write_config(tmp_path, [a], restart_extra=["--startup-delay", "2.5"])
+        cfg = write_config(tmp_path, [a], restart_extra=["--startup-delay", "4"])
         a.fault("unhealthy")
         old = a.pid
         proc = subprocess.Popen([sys.executable, "-m", "govheal", "restart", "A", "--config", str(cfg),
@@ -113,6 +125,9 @@ def test_sigkill_mid_incident_then_run_again_state_intact_and_no_second_restart(
             wait_until(lambda: log.exists() and any(e["outcome"] == "restarting" for e in read_events(log)), 20,
                        what="restart started")
             wait_until(lambda: not running(old), 20, what="old agent stopped")
+            # the spawn follows the stop: under load it can lag, and a SIGKILL before it is another case
+            # (nothing in flight); wait for the new agent process itself
+            wait_until(lambda: new_agent_pids(tmp_path, old), 20, what="new agent spawned")
             proc.send_signal(signal.SIGKILL)  # mid-verification: the new agent is still in its start-up delay
             proc.wait(5)
         finally:
