@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from govheal.store import connect, db_path
@@ -21,14 +22,17 @@ class Clock:
         return self.now
 
 
-def make(tmp: Path, clock: Clock, sent: list, fail: bool = False) -> tuple[Deadman, CollectorRegistry]:
+def make(tmp: Path, clock: Clock, sent: list, fail: bool = False,
+         ids: list | None = None) -> tuple[Deadman, CollectorRegistry]:
+    ids = ids if ids is not None else []
     config = receiver_config(tmp)  # deadman_timeout: 60s
     registry = CollectorRegistry()
 
-    def send(notice) -> None:
+    def send(notice, *, dedupe_id: str | None = None) -> None:
         if fail:
             raise RuntimeError("outbox down")
         sent.append(notice)
+        ids.append(dedupe_id)
 
     inbox = Inbox(connect(db_path(config.state_path)))
     return Deadman(config, inbox, send, clock=clock, metrics=ReceiverMetrics(registry)), registry
@@ -86,5 +90,28 @@ def test_a_failed_page_is_tried_again_on_the_next_check(tmp_path: Path) -> None:
     dm, _ = make(tmp_path, clock, sent, fail=True)
     clock.now += 61
     assert not dm.check()
-    dm.send = sent.append
+    dm.send = lambda notice, dedupe_id=None: sent.append(notice)
     assert dm.check() and len(sent) == 1
+
+
+def test_a_kill_between_the_page_and_the_state_write_does_not_page_that_episode_twice(tmp_path: Path) -> None:
+    """The page is handed to the bridge, then the process dies before the inbox records the episode."""
+    clock, sent, ids = Clock(), [], []
+    dm, _ = make(tmp_path, clock, sent, ids=ids)
+    dm.beat()
+    heartbeat = clock.now
+
+    def killed(*a, **k):
+        raise SystemExit("SIGKILL")
+
+    dm.inbox.set_watchdog = killed  # type: ignore[method-assign]
+    clock.now += 61
+    with pytest.raises(SystemExit):
+        dm.check()
+    again, _ = make(tmp_path, clock, sent, ids=ids)  # restarted: the episode was never recorded
+    clock.now += 61
+    assert again.check()
+    assert len(sent) == 2 and ids[0] == ids[1] == f"deadman:n1:silent-after:{heartbeat!r}", ids
+    again.beat()
+    clock.now += 61  # a new silence is a new episode: a new id
+    assert again.check() and ids[-1] != ids[0]

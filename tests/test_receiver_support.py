@@ -118,9 +118,10 @@ class FakeBridge:
             self.dedupe_ids.append(dedupe_id)
         return True
 
-    def send_direct(self, notice: Any) -> None:
+    def send_direct(self, notice: Any, *, dedupe_id: str | None = None) -> bool:
         with self.lock:
             self.direct.append(notice)
+        return True
 
     def start(self) -> None:
         pass

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from govheal.config import Config
 from govheal.types import format_duration
@@ -22,8 +23,12 @@ from webhook_receiver.metrics import ReceiverMetrics
 log = logging.getLogger("govheal.receiver.deadman")
 
 
+class Send(Protocol):
+    def __call__(self, notice: Notice, *, dedupe_id: str | None = None) -> object: ...
+
+
 class Deadman:
-    def __init__(self, config: Config, inbox: Inbox, send: Callable[[Notice], None], *,
+    def __init__(self, config: Config, inbox: Inbox, send: Send, *,
                  clock: Callable[[], float] = time.time, metrics: ReceiverMetrics | None = None) -> None:
         self.node = config.node
         self.timeout = config.receiver.deadman_timeout
@@ -55,7 +60,7 @@ class Deadman:
             self.inbox.set_watchdog(now, None)
             self._publish()
         if was_silent is not None:
-            self._send(Notice(
+            self._send(f"deadman:{self.node}:back:{was_silent!r}", Notice(
                 key=self._key(was_silent), severity="info", status="resolved",
                 title=f"Alert pipeline back on {self.node}",
                 summary=f"Watchdog heartbeats arrive again after {format_duration(round(now - was_silent))} "
@@ -76,16 +81,19 @@ class Deadman:
                         f"(limit {format_duration(self.timeout)}). Prometheus, Alertmanager or the route to this "
                         "receiver is down: other alerts cannot reach you until it is fixed.",
                 node=self.node, alertname="Watchdog", action="paged directly by the receiver", created=now)
-            if not self._send(notice):
+            # The episode is named by the last heartbeat before it, so a kill between this hand-over and
+            # the state write below cannot page the same silence twice (the bridge dedupes on the id).
+            episode = f"deadman:{self.node}:silent-after:{self.last_seen!r}"
+            if not self._send(episode, notice):
                 return False  # try again on the next check
             self.silent_since = now
             self.inbox.set_watchdog(self.last_seen, now)
             self._publish()
         return True
 
-    def _send(self, notice: Notice) -> bool:
+    def _send(self, dedupe_id: str, notice: Notice) -> bool:
         try:
-            self.send(notice)
+            self.send(notice, dedupe_id=dedupe_id)
         except Exception:
             log.exception("deadman: could not hand the notice to the bridge")
             return False
