@@ -238,6 +238,8 @@ class ChannelSpec(Strict):
     type: Literal["discord", "telegram"]
     min_severity: Literal["info", "warning", "critical"] = "info"
     enabled: bool = True
+    agents: list[str] = Field(default_factory=list, description="only notices about these agents (empty: all)")
+    alertnames: list[str] = Field(default_factory=list, description="only these alerts (empty: all)")
     # Discord
     webhook_url_file: str | None = None
     # Telegram
@@ -481,6 +483,13 @@ def _cross_checks(data: dict[str, Any], file: str, lines: dict) -> list[Problem]
                 add(("agents", i, "fallback", "agent"), "an agent cannot be its own fallback")
             elif fb not in names:
                 add(("agents", i, "fallback", "agent"), f"unknown agent {fb!r}; known agents: {', '.join(names)}")
+    channels = data.get("notifications", {}).get("channels") if isinstance(data.get("notifications"), dict) else None
+    for ch_name, ch in (channels or {}).items() if isinstance(channels, dict) else ():
+        wanted = ch.get("agents") if isinstance(ch, dict) else None
+        for j, name in enumerate(wanted if isinstance(wanted, list) else []):
+            if isinstance(name, str) and name not in names:
+                add(("notifications", "channels", ch_name, "agents", j),
+                    f"unknown agent {name!r}; known agents: {', '.join(names)}")
     cycle = _find_cycle(graph)
     if cycle:
         add(("agents", names[cycle[0]], "depends_on"),

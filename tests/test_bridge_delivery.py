@@ -340,3 +340,21 @@ def test_a_telegram_supergroup_migration_is_followed_and_remembered(bridge_of, f
     second.notify(notice(2))
     wait_for(lambda: len(t.received) == 2)
     assert t.received[1]["chat_id"] == "-100777" and t.requests == 3, (t.requests, t.received)
+
+
+def test_a_channel_can_be_limited_to_some_agents_and_alerts(tmp_path: Path) -> None:
+    cfg = bridge_config(tmp_path, "https://discord.example/api/webhooks/1/x", None)
+    path = tmp_path / "govheal.yaml"
+    path.write_text(path.read_text().replace(
+        "min_severity: info}", "min_severity: info, agents: [GG], alertnames: [AgentDown, AgentCircuitOpen]}"))
+    path.write_text(path.read_text().replace(
+        "notifications:", "  - name: Mary\n    process: {pidfile: run/Mary.pid}\nnotifications:"))
+    cfg = parse_config(path.read_text(), path)
+    b = make_bridge(cfg)
+    try:
+        assert b.routes(notice(1)) == ["discord"]
+        assert b.routes(notice(2, agent="Mary")) == []
+        assert b.routes(notice(3, alertname="AgentUnhealthy")) == []
+        assert b.routes(notice(4, agent=None, alertname="AgentCircuitOpen")) == ["discord"]  # no agent: not filtered
+    finally:
+        b.stop()

@@ -15,6 +15,7 @@ EXPECTED = {
     "agent-name": "2: agents[0].name: 'GG; rm -rf /' is not a valid name; use letters, digits, '_', '.', '-' (starting with a letter or digit, at most 63)",
     "bad-url": "3: agents[0].health.url: '127.0.0.1:1/health' is not an http(s) URL with a host; write e.g. http://127.0.0.1:8001/health",
     "body-regex": "3: agents[0].health.body_match: body_match regex '[ok' does not compile: unterminated character set at position 0; fix the regular expression",
+    "channel-unknown-agent": "3: notifications.channels.ops.agents[1]: unknown agent 'Marry'; known agents: GG",
     "channel-type": "3: notifications.channels.ops.type: unknown value 'slack'; use one of: 'discord', 'telegram'",
     "cmdline-regex": "3: agents[0].process.cmdline: cmdline regex 'python (gg' does not compile: missing ), unterminated subpattern at position 7; fix the regular expression",
     "command-shell-string": "4: agents[0].restart.argv: must be a list of arguments, not a shell string (got 'gg --serve'); write e.g. [gg, --serve]",

@@ -33,6 +33,15 @@ def _db_file(conn: sqlite3.Connection) -> str:
     return ""
 
 
+def wants(spec: ChannelSpec, notice: Notice) -> bool:
+    """Does a channel's routing (``min_severity``, ``agents``, ``alertnames``) take this notice?"""
+    if not severity_at_least(notice.severity, spec.min_severity):
+        return False
+    if spec.agents and notice.agent is not None and notice.agent not in spec.agents:
+        return False
+    return not (spec.alertnames and notice.alertname is not None and notice.alertname not in spec.alertnames)
+
+
 class Bridge:
     """Owns the outbox and one delivery worker per enabled channel."""
 
@@ -73,8 +82,12 @@ class Bridge:
         return [n for n, w in self.workers.items() if n != failed and not w.degraded]
 
     def routes(self, notice: Notice) -> list[str]:
-        """Channels that want this notice (min_severity), plus fallbacks for degraded ones."""
-        wanted = [n for n, s in self.channels.items() if severity_at_least(notice.severity, s.min_severity)]
+        """Channels that want this notice (min_severity, agents, alertnames), plus fallbacks for degraded ones.
+
+        A filter applies only when the notice has that attribute: a pipeline notice without an agent still
+        reaches a channel that lists agents.
+        """
+        wanted = [n for n, s in self.channels.items() if wants(s, notice)]
         extra = [f for n in wanted if self.workers[n].degraded for f in self._fallback(n)]
         return list(dict.fromkeys(wanted + extra))
 
