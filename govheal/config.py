@@ -251,6 +251,8 @@ class ChannelSpec(Strict):
 
 class NotificationsSpec(Strict):
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    runbook_base_url: HttpUrl | None = Field(
+        None, description="relative runbook_url annotations (docs/runbooks.md#x) are links under this URL")
 
 
 class ReceiverSpec(Strict):

@@ -134,3 +134,22 @@ def test_info_only_messages_are_silent_and_anything_louder_is_not() -> None:
     assert "flags" not in render.discord_payload([CASES["nasty"], CASES["firing"]])
     assert render.telegram_text([CASES["nasty"]]).silent
     assert not render.telegram_text([CASES["gave_up"]]).silent
+
+
+def test_a_repo_relative_runbook_is_shown_as_text_and_a_joined_one_as_a_link() -> None:
+    from dataclasses import replace
+
+    from webhook_receiver.bridge import with_runbook_base
+
+    n = replace(CASES["firing"], runbook_url="docs/runbooks.md#agentdown")
+    fields = render.discord_payload([n])["embeds"][0]["fields"]
+    assert {"name": "Runbook", "value": "docs/runbooks.md#agentdown"} in fields
+    assert "Runbook: <code>docs/runbooks.md#agentdown</code>" in render.telegram_text([n]).html
+
+    linked = with_runbook_base(n, "https://github.com/acme/govheal/blob/main")
+    assert linked.runbook_url == "https://github.com/acme/govheal/blob/main/docs/runbooks.md#agentdown"
+    assert '<a href="https://github.com/acme/govheal/blob/main/docs/runbooks.md#agentdown">Runbook</a>' in \
+        render.telegram_text([linked]).html
+    assert with_runbook_base(CASES["firing"], "https://x.example/").runbook_url == CASES["firing"].runbook_url
+    assert with_runbook_base(CASES["nasty"], "https://x.example/").runbook_url == "javascript:alert(1)"  # dropped later
+    assert "javascript:" not in json.dumps(render.discord_payload([CASES["nasty"]]))

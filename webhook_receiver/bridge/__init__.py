@@ -6,10 +6,13 @@ workers (``outbox.ChannelWorker``) do all network I/O. See docs/notifications.md
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -31,6 +34,14 @@ def _db_file(conn: sqlite3.Connection) -> str:
         if row[1] == "main":
             return row[2] or ""
     return ""
+
+
+def with_runbook_base(notice: Notice, base: str | None) -> Notice:
+    """A relative ``runbook_url`` (the shipped rules say ``docs/runbooks.md#agentdown``) joined to the base."""
+    url = notice.runbook_url
+    if not base or not url or re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE):
+        return notice
+    return dataclasses.replace(notice, runbook_url=urljoin(base if base.endswith("/") else base + "/", url))
 
 
 def wants(spec: ChannelSpec, notice: Notice) -> bool:
@@ -107,6 +118,7 @@ class Bridge:
         if not channels:
             return False
         accepted = notice.created or self.clock()
+        notice = with_runbook_base(notice, self.config.notifications.runbook_base_url)
         if self.outbox.enqueue(channels, notice, accepted, direct=direct, dedupe_id=dedupe_id) is None:
             return False
         for ch in channels:

@@ -74,6 +74,11 @@ def _safe_url(url: str | None) -> str | None:
     return url if url and re.match(r"^https?://[^\s<>\"]+$", url) else None
 
 
+def _relative_runbook(url: str | None) -> str | None:
+    """A repo-relative runbook path (no scheme, e.g. ``docs/runbooks.md#agentdown``), shown as text."""
+    return url if url and not re.match(r"^[a-z][a-z0-9+.-]*:", url, re.IGNORECASE) else None
+
+
 # ---------------------------------------------------------------------------------------------- Discord
 
 _DISCORD_MD = re.compile(r"([\\*_~`|\[\]<])")
@@ -119,6 +124,8 @@ def _discord_embed(n: Notice) -> dict:
     url = _safe_url(n.runbook_url)
     if url:  # a field, not embed.url: Discord shows only the first of several embeds sharing a url
         fields.append({"name": "Runbook", "value": trim(f"[runbook]({url})", DISCORD_FIELD_VALUE_MAX)})
+    elif _relative_runbook(n.runbook_url):  # repo-relative, no notifications.runbook_base_url: still worth reading
+        fields.append({"name": "Runbook", "value": e(n.runbook_url, 256)})
     for k, v in n.fields[: DISCORD_FIELDS_MAX - len(fields)]:
         fields.append({"name": e(k, 64) or "-", "value": e(v, 256) or "-", "inline": True})
     embed: dict = {
@@ -208,6 +215,8 @@ def _tg_block(n: Notice, limit: int) -> str:
     url = _safe_url(n.runbook_url)
     if url:
         h.append(f'<a href="{html.escape(url, quote=True)}">Runbook</a>')
+    elif _relative_runbook(n.runbook_url):
+        h.append(f"Runbook: <code>{tg_escape(trim(n.runbook_url, 256))}</code>")
     if n.fields:
         kv = trim(", ".join(f"{trim(k, 64)}={trim(v, 128)}" for k, v in n.fields[:20]), 600)
         h.append(f"<i>{tg_escape(kv)}</i>")
