@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 HELP = "serve the Alertmanager webhook receiver (remediation, notifications, dead-man's switch)"
@@ -36,9 +37,27 @@ class Redact(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: list[str]) -> None:
+class RedactingFormatter(logging.Formatter):
+    """Redact the whole formatted line, traceback included: a library's debug line (urllib3 logs each
+    request path, i.e. the Discord webhook token and the Telegram bot token) or an exception's text."""
+
+    def __init__(self, fmt: str, secrets: list[str], redact: Callable[[str], str] | None = None) -> None:
+        super().__init__(fmt)
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for s in self.secrets:
+            text = text.replace(s, "<redacted>")
+        return self.redact(text) if self.redact else text
+
+
+def setup_logging(level: str, secrets: list[str], redact: Callable[[str], str] | None = None) -> None:
+    """One stderr handler; ``secrets`` (literal) and ``redact`` (e.g. the channel secrets) never reach it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"))
+    handler.setFormatter(RedactingFormatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+                                            secrets, redact))
     handler.addFilter(Redact(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -60,10 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from govheal.types import parse_listen, split_listen
     from webhook_receiver.app import create_app
     from webhook_receiver.auth import load_token
+    from webhook_receiver.bridge.secrets import Secrets
 
     config = load_config(args.config)
     token = load_token(config)
-    setup_logging(args.log_level, [token])
+    secrets = Secrets.load(config)
+    setup_logging(args.log_level, [token], secrets.redact)
     try:
         host, port = split_listen(parse_listen(args.listen or config.listen.receiver))
     except ValueError as exc:
