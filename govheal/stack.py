@@ -43,7 +43,10 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on it. SO_REUSEADDR as the servers use it: connections of a just-stopped run
+    linger in TIME_WAIT for a minute, and must not read as "taken by another program"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

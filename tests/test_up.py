@@ -173,3 +173,22 @@ def test_supervisor_restarts_a_dead_component_with_backoff_and_reports_it(tmp_pa
     finally:
         sup.stop_all()
     assert not is_running(child.pid)
+
+
+def test_a_port_with_only_time_wait_connections_is_free(tmp_path):
+    """`make run` right after Ctrl-C: the probes' closed connections sit in TIME_WAIT on the agents' ports."""
+    from govheal.stack import port_is_free
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not port_is_free("127.0.0.1", port)
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = listener.accept()
+        conn.close()  # the server closes first, as an HTTP/1.0 server does: TIME_WAIT on the server's port
+        client.close()
+    with socket.socket() as plain, pytest.raises(OSError):  # the situation: a plain bind is refused
+        plain.bind(("127.0.0.1", port))
+    assert port_is_free("127.0.0.1", port)
