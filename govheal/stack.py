@@ -260,7 +260,8 @@ class Up:
             else:
                 token = ensure_token(self.run_dir / "secrets" / "webhook_token")
                 env["GOVHEAL_WEBHOOK_TOKEN"] = token.read_text().strip()
-            self.supervisor.start(self.python_child("receiver", "receiver", receiver, "/healthz", "", env=env))
+            self.supervisor.start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics",
+                                                    env=env))
         else:
             token = ensure_token(self.run_dir / "secrets" / "webhook_token")
             self.say("  receiver       not built yet (webhook_receiver.cli); alerts stay in Alertmanager")
@@ -288,14 +289,24 @@ class Up:
 
         urls = [f"prometheus={prom_url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
         if receiver:
-            urls.append(f"receiver=http://{receiver}")
+            urls.append(f"receiver=http://{receiver}/metrics")
         self.say("govheal up: ready: " + " ".join(urls))
         demo = next((a for a in to_start if a.health and isinstance(a.restart, CommandRestart)
                      and "demo-agent" in a.restart.argv), None)
         if demo is not None and demo.health is not None:
             base = demo.health.url.rsplit("/", 1)[0]
-            self.say(f"  try: curl -X POST {base}/fault/crash   (then watch {am_url}; "
-                     "govheal heals it within seconds)")
+            self.say(f"  try: curl -X POST {base}/fault/crash   ({demo.name} exits; govheal restarts it "
+                     "within seconds)")
+            self.say(f"       tail -f {shown(cfg.path(cfg.telemetry_log))}   (what govheal decided and did)")
+            self.say(f"       govheal up logs: {shown(logs)}/   alerts: {am_url}/#/alerts")
+
+
+def shown(path: Path) -> str:
+    """A path as the user can paste it: relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def receiver_available() -> bool:

@@ -61,7 +61,8 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
         status, body = http_get(urls["exporter"])
         assert status == 200 and 'govheal_agent_up{agent="A",node="up-node"} 1.0' in body
         if "receiver" in urls:
-            assert http_get(urls["receiver"] + "/healthz")[0] == 200
+            status, body = http_get(urls["receiver"])
+            assert status == 200 and "govheal_webhook_requests_total" in body
         for a in agents:
             assert http_get(a.health_url)[0] == 200
         text = "".join(lines)
