@@ -11,3 +11,17 @@ class GovhealError(Exception):
 
 class UsageError(GovhealError):
     exit_code = 2
+
+
+def path_problem(path: object, exc: BaseException) -> str:
+    """Why ``path`` cannot be created or opened, in the operator's words (``mkdir`` under a file says
+    "File exists"; we say which ancestor is not a directory)."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is not a directory"
+            break
+    return getattr(exc, "strerror", None) or str(exc)

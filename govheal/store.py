@@ -11,6 +11,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from govheal.errors import UsageError, path_problem
+
 DB_NAME = "govheal.sqlite3"
 
 
@@ -19,11 +21,18 @@ def db_path(state_dir: Path) -> Path:
 
 
 def connect(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
-    """Open (creating parents) with WAL, a busy timeout and autocommit; use ``with tx(conn)`` to group."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    """Open (creating parents) with WAL, a busy timeout and autocommit; use ``with tx(conn)`` to group.
+
+    A state file that cannot be created or opened is the operator's to fix: :class:`UsageError` naming it.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"state_dir: cannot create or open the state file {path}: {path_problem(path, exc)}; "
+                         "set state_dir in the config to a directory this user can write") from None
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")

@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+from govheal.errors import UsageError, path_problem
 from remediator.api import Event
 
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -26,8 +27,12 @@ class AuditLog:
         self.max_bytes = max_bytes
         self.backups = backups
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lockfile = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held for life
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lockfile = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held for life
+        except OSError as exc:
+            raise UsageError(f"telemetry_log: cannot create {path}: {path_problem(path, exc)}; set telemetry_log in "
+                             "the config to a file in a directory this user can write") from None
         self._f = None
 
     def _reopen_if_rotated(self) -> None:
