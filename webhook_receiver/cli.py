@@ -96,8 +96,12 @@ def run(args: argparse.Namespace) -> int:
     limit = config.receiver.max_body_bytes
     # waitress buffers the body before the app runs; its own cap is a backstop well above ours, so the
     # app's JSON 413 is what clients normally see.
-    server: Any = create_server(app, host=host, port=port, threads=config.receiver.threads, ident="govheal",
-                                max_request_body_size=2 * limit + 65536, clear_untrusted_proxy_headers=True)
+    try:
+        server: Any = create_server(app, host=host, port=port, threads=config.receiver.threads, ident="govheal",
+                                    max_request_body_size=2 * limit + 65536, clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another with --listen "
+                         "HOST:PORT or listen.receiver in the config (port 0 = any free port)") from None
     svc.start()
     bound = server.effective_port
     log.info("receiver listening on http://%s:%s node=%s workers=%d threads=%d", host, bound, config.node,
