@@ -575,5 +575,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError([Problem(file=str(p), line=None, field="",
                                    message="file not found; pass --config FILE or set GOVHEAL_CONFIG")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(file=str(p), line=None, field="", message=f"cannot read: {exc}")]) from None
+        why = "it is a directory" if p.is_dir() else ("it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError)
+                                                     else getattr(exc, "strerror", None) or str(exc))
+        raise ConfigError([Problem(file=str(p), line=None, field="",
+                                   message=f"cannot read: {why}; pass --config with a govheal.yaml file")]) from None
     return parse_config(text, source=p.resolve())

@@ -30,8 +30,10 @@ def load_token(config: Config, environ: dict[str, str] | None = None) -> str:
             raise TokenError(f"receiver.token_file {path} does not exist; create it with a random token "
                              f"(e.g. `openssl rand -hex 32 > {path}`) or set {TOKEN_ENV}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise TokenError(f"receiver.token_file {path} cannot be read ({type(exc).__name__}); "
-                             "fix its permissions") from None
+            why, fix = ("is a directory", "point it at the token file") if path.is_dir() else (
+                ("is not UTF-8 text", "write a random token into it") if isinstance(exc, UnicodeDecodeError)
+                else (f"cannot be read ({getattr(exc, 'strerror', None) or exc})", "fix its permissions"))
+            raise TokenError(f"receiver.token_file {path} {why}; {fix}") from None
         if not token:
             raise TokenError(f"receiver.token_file {path} is empty; write a random token into it")
         return token
