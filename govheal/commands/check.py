@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from govheal.config import Config, load_config
+from govheal.errors import UsageError
 from govheal.types import format_duration
 
 HELP = "validate the config (exit 2 on problems) and print a summary of the fleet"
@@ -36,8 +39,23 @@ def summary(cfg: Config) -> str:
     return "\n".join(lines)
 
 
+def path_problems(cfg: Config) -> list[str]:
+    """state_dir and the telemetry_log's directory must be creatable/writable (checked without creating)."""
+    problems = []
+    for field, target in (("state_dir", cfg.state_path), ("telemetry_log", cfg.path(cfg.telemetry_log).parent)):
+        existing = next((p for p in (target, *target.parents) if p.exists()), Path("/"))
+        if not existing.is_dir():
+            problems.append(f"{field}: {existing} is not a directory")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{field}: {existing} is not writable by this user")
+    return problems
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    problems = path_problems(cfg)
+    if problems:
+        raise UsageError(f"{cfg.source}: {'; '.join(problems)}; point it at a directory this user can write")
     if not args.quiet:
         print(summary(cfg))
     return check_shipped_configs(quiet=args.quiet)
