@@ -7,13 +7,17 @@ Each module in :data:`COMMANDS` provides ``HELP`` (one line), ``add_arguments(pa
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
 
 from govheal import __version__
 from govheal.config import ConfigError
-from govheal.errors import GovhealError
+from govheal.errors import GovhealError, path_problem
+
+# A path the operator gave us (state_dir, telemetry_log, a log or run dir) that cannot be used: a config error.
+PATH_ERRNOS = {errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOENT, errno.EEXIST}
 
 COMMANDS: dict[str, str] = {
     "check": "govheal.commands.check",
@@ -60,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the last net: a path or a socket we could not use, said without a traceback
+        if exc.filename is None:
+            raise
+        print(f"govheal {args.command}: cannot use {exc.filename}: {path_problem(exc.filename, exc)}; check the "
+              "paths in the config (state_dir, telemetry_log, log files) and their permissions", file=sys.stderr)
+        return 2 if exc.errno in PATH_ERRNOS else 1
 
 
 if __name__ == "__main__":
