@@ -95,3 +95,98 @@ def test_channel_secrets_stay_out_of_logs_responses_and_pages_even_at_debug(tmp_
     everything = text + json.dumps(replies) + " ".join(argv)
     for secret in (WEBHOOK_TOKEN, BAD_BOT_TOKEN, BAD_BOT_TOKEN.split(":")[1], DISCORD_SECRET):
         assert secret not in everything
+
+
+@pytest.mark.live
+def test_label_values_never_reach_a_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts whose labels carry shell syntax, path tricks and command-ish extra labels, through the real
+    receiver and remediator: every process started is the configured argv, nothing else runs."""
+    from prometheus_client import CollectorRegistry
+
+    from govheal.config import load_config
+    from tests.support import demo_config_text, demo_fleet
+    from tests.test_receiver_support import AUTH, TOKEN, FakeBridge
+    from webhook_receiver.app import create_app
+
+    started: list[list[str]] = []
+    real_init = subprocess.Popen.__init__
+
+    def spy(self: subprocess.Popen, args: object, *a: object, **kw: object) -> None:
+        started.append(list(args) if isinstance(args, list | tuple) else [str(args)])  # type: ignore[arg-type]
+        assert not kw.get("shell"), "shell=True"
+        real_init(self, args, *a, **kw)  # type: ignore[arg-type]
+
+    pwned = tmp_path / "pwned"
+    evil = [f"GG; touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", "../../../bin/sh", "GG\n--help", "gg"]
+    with demo_fleet(tmp_path, ["GG"]) as [gg]:
+        path = tmp_path / "govheal.yaml"
+        path.write_text(demo_config_text([gg], extra="remediation: {budget: 1, verify_successes: 1}"))
+        config = load_config(path)
+        configured = config.agents[0].restart.argv  # type: ignore[union-attr]
+        gg.stop()  # down, so the one accepted alert really restarts it
+        monkeypatch.setattr(subprocess.Popen, "__init__", spy)
+        app = create_app(config, bridge=FakeBridge(), token=TOKEN, registry=CollectorRegistry())
+        svc = app.extensions["govheal"]
+        client = app.test_client()
+        try:
+            alerts = [alert(name, fp=f"e{i}") for i, name in enumerate(evil)]
+            alerts.append(alert("GG", fp="r1", remediation=f"restart; touch {pwned}"))
+            alerts.append(alert("GG", fp="r2", remediation="failover"))  # no fallback configured
+            alerts.append(alert("GG", fp="ok", argv=f"touch {pwned}", command=f"$(touch {pwned})",
+                                pidfile="/etc/passwd", cwd="../..", job="; rm -rf /"))
+            resp = client.post("/alertmanager", data=body(*alerts), headers=AUTH, content_type="application/json")
+            assert resp.status_code == 200
+            outcomes = {a["fingerprint"]: a["outcome"] for a in resp.json["alerts"]}
+            assert all(outcomes[f"e{i}"] == "ignored_unknown_agent" for i in range(len(evil))), outcomes
+            assert outcomes["r1"] == "ignored_unknown_remediation" and outcomes["ok"] == "accepted"
+            assert svc.dispatcher.wait_idle(90)
+        finally:
+            svc.stop(5)
+            monkeypatch.undo()
+    assert started, "the accepted restart ran nothing"
+    assert all(argv == configured for argv in started), started
+    assert not pwned.exists()
+
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_every_mutating_endpoint_needs_the_bearer_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Walk the receiver's URL map: every route taking POST/PUT/PATCH/DELETE (and everything under /ops)
+    answers 401 without the token or with a wrong one, and the comparison is hmac.compare_digest."""
+    import hmac
+
+    from prometheus_client import CollectorRegistry
+
+    from tests.test_receiver_support import TOKEN, FakeBridge, FakeRemediator, receiver_config
+    from webhook_receiver import auth
+    from webhook_receiver.app import create_app
+
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append(a)
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    app = create_app(receiver_config(tmp_path), remediator=FakeRemediator(["GG"]), bridge=FakeBridge(), token=TOKEN,
+                     registry=CollectorRegistry(), start=False)
+    client = app.test_client()
+    checked = []
+    for rule in app.url_map.iter_rules():
+        methods = (rule.methods or set()) & MUTATING
+        if rule.rule.startswith("/ops"):
+            methods |= (rule.methods or set()) - {"OPTIONS", "HEAD"}
+        for method in sorted(methods):
+            for header in ({}, {"Authorization": "Bearer " + TOKEN[:-1] + "x"}, {"Authorization": f"Basic {TOKEN}"}):
+                resp = client.open(rule.rule, method=method, data=b"{}", headers=header,
+                                   content_type="application/json")
+                assert resp.status_code == 401, (method, rule.rule, header, resp.status_code)
+                assert TOKEN not in resp.get_data(as_text=True)
+            checked.append((method, rule.rule))
+    assert {("POST", "/alertmanager"), ("POST", "/watchdog"), ("GET", "/ops/recent")} <= set(checked), checked
+    assert compared, "the token was not compared with hmac.compare_digest"
+    # nothing was accepted: no alert reached the inbox, the watchdog never beat
+    assert app.extensions["govheal"].inbox.counts() == {}
+    assert app.extensions["govheal"].deadman.last_seen is None
