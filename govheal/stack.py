@@ -205,19 +205,25 @@ class Up:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        ok = False
         try:
             self.say(f"govheal up: config {self.config.source}, run dir {self.run_dir}")
             self._start_all(prometheus_bin, alertmanager_bin)
             if not self.stop_event.is_set():
                 self.say("govheal up: running; Ctrl-C stops everything")
                 self.supervisor.run_until_stopped()
+            ok = True
         finally:
-            self.say("govheal up: stopping")
-            self.supervisor.stop_all()
+            if self.supervisor.children:  # nothing started: the error alone says why
+                self.say("govheal up: stopping" if ok else
+                         "govheal up: could not start everything (why: below); stopping what it started")
+                self.supervisor.stop_all()
+                self.say("govheal up: stopped")
+            elif ok:
+                self.say("govheal up: stopped")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             lock.close()
-            self.say("govheal up: stopped")
         return 0
 
     def _on_signal(self, signum: int, frame: object) -> None:

@@ -193,3 +193,18 @@ def test_a_port_with_only_time_wait_connections_is_free(tmp_path):
     with socket.socket() as plain, pytest.raises(OSError):  # the situation: a plain bind is refused
         plain.bind(("127.0.0.1", port))
     assert port_is_free("127.0.0.1", port)
+
+
+def test_up_refused_before_starting_anything_says_only_why(tmp_path):
+    """No "stopping ... stopped" before the error when nothing was started (it read as a crash)."""
+    cfg, agents = _config(tmp_path, ["A"])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", agents[0].port))
+        holder.listen()
+        out: list[str] = []
+        up = Up(parse_config(cfg.read_text(), source=cfg))
+        up.say = out.append
+        up.prepare = lambda: ("prometheus", "alertmanager")
+        with pytest.raises(PortTaken):
+            up.run()
+    assert not [line for line in out if "stop" in line], out
