@@ -190,3 +190,28 @@ def test_every_mutating_endpoint_needs_the_bearer_token(tmp_path: Path, monkeypa
     # nothing was accepted: no alert reached the inbox, the watchdog never beat
     assert app.extensions["govheal"].inbox.counts() == {}
     assert app.extensions["govheal"].deadman.last_seen is None
+
+
+@pytest.mark.parametrize(("kind", "status", "body", "says"), [
+    ("telegram", 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, "GOVHEAL_TELEGRAM_BOT_TOKEN"),
+    ("telegram", 404, {"ok": False, "error_code": 404, "description": "Not Found"}, "bot_token_file"),
+    ("telegram", 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was kicked"}, "chat_id"),
+    ("discord", 401, {"code": 50027, "message": "Invalid Webhook Token"}, "GOVHEAL_DISCORD_WEBHOOK_URL"),
+    ("discord", 404, {"code": 10015, "message": "Unknown Webhook"}, "create a new one and update the secret"),
+])
+def test_a_refused_secret_says_where_to_fix_it_without_showing_it(kind: str, status: int, body: dict,
+                                                                   says: str) -> None:
+    """A wrong Discord URL or Telegram token: the error (logged, counted, shown) names the field/env to fix."""
+    import responses
+
+    from tests.test_bridge_notifiers import HOOK, SEND, TOKEN, N, discord, telegram
+    from webhook_receiver.bridge.notifiers import NotifyError
+
+    notifier = telegram() if kind == "telegram" else discord()
+    with responses.RequestsMock() as mock:
+        mock.post(SEND if kind == "telegram" else HOOK.split("?")[0], status=status, json=body)
+        with pytest.raises(NotifyError) as exc:
+            notifier.send(notifier.render([N]))
+    text = str(exc.value)
+    assert exc.value.permanent and says in text, text
+    assert TOKEN not in text and "SuperSecretWebhookToken" not in text

@@ -77,6 +77,8 @@ class Notifier:
 
     type: ClassVar[str]
     default_pacing: ClassVar[tuple[tuple[int, float], ...]]
+    # what the operator does about a refusal that will not go away by itself (status → fix)
+    hints: ClassVar[dict[int, str]] = {}
 
     def __init__(self, channel_config: ChannelSpec, secrets: ChannelSecrets, http: requests.Session, *,
                  redact: Callable[[str], str] | None = None,
@@ -143,6 +145,8 @@ class Notifier:
         """Classify an unsuccessful response: 429 rate limit, 5xx transient, 401/403/404 channel, other 4xx."""
         status = resp.status_code
         msg = self.redact(f"{self.type}: HTTP {status}: {detail}"[:500])
+        if status in self.hints and self.hints[status] not in msg:
+            msg += f" ({self.hints[status]})"
         if status == 429:
             wait = self.retry_after(resp, body)
             self.pacer.block(wait)

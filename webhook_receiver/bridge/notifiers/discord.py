@@ -19,6 +19,9 @@ UNKNOWN_MESSAGE = 10008
 class DiscordNotifier(Notifier):
     type = "discord"
     default_pacing = WEBHOOK_BUCKET
+    hints = {401: "the webhook URL was rejected: copy it again from the channel's Integrations into "
+                  "webhook_url_file or GOVHEAL_DISCORD_WEBHOOK_URL",
+             403: "the webhook may not post to its channel: check the channel's permissions"}
 
     def pack(self, notices: list[Notice]) -> int:
         return render.pack_discord(notices)

@@ -20,6 +20,12 @@ PERMANENT_400 = ("chat not found", "bot was kicked", "not enough rights", "have 
 class TelegramNotifier(Notifier):
     type = "telegram"
     default_pacing = PER_CHAT
+    hints = {401: "the bot token was rejected: put the token from @BotFather in bot_token_file or "
+                  "GOVHEAL_TELEGRAM_BOT_TOKEN",
+             404: "the bot token was rejected: put the token from @BotFather in bot_token_file or "
+                  "GOVHEAL_TELEGRAM_BOT_TOKEN",
+             403: "the bot may not post to this chat (blocked, or removed from the group): add it back or "
+                  "fix chat_id"}
 
     def pacing_for(self, secrets: ChannelSecrets) -> Sequence[tuple[int, float]]:
         return PER_GROUP if str(secrets.chat_id).startswith("-") else PER_CHAT
