@@ -36,6 +36,10 @@ class PortTaken(GovhealError):
     """A port govheal must use is held by another program."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while starting: start nothing more, announce nothing."""
+
+
 def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -208,7 +212,8 @@ class Up:
         ok = False
         try:
             self.say(f"govheal up: config {self.config.source}, run dir {self.run_dir}")
-            self._start_all(prometheus_bin, alertmanager_bin)
+            with contextlib.suppress(Interrupted):
+                self._start_all(prometheus_bin, alertmanager_bin)
             if not self.stop_event.is_set():
                 self.say("govheal up: running; Ctrl-C stops everything")
                 self.supervisor.run_until_stopped()
@@ -244,18 +249,23 @@ class Up:
         f.flush()
         return f
 
+    def _start(self, child: Child) -> None:
+        if self.stop_event.is_set():
+            raise Interrupted
+        self.supervisor.start(child)
+        if self.stop_event.is_set():
+            raise Interrupted
+
     def _start_all(self, prometheus_bin: str, alertmanager_bin: str) -> None:
         cfg = self.config
         to_start, running = self.agent_plan()
         for name in running:
             self.say(f"  agent {name}: already running, left alone")
         for agent in to_start:
-            if self.stop_event.is_set():
-                return
-            self.supervisor.start(self.agent_child(agent))
+            self._start(self.agent_child(agent))
 
         exporter = self.listen_for("exporter", cfg.listen.exporter)
-        self.supervisor.start(self.python_child("exporter", "exporter", exporter, "/healthz", "/metrics"))
+        self._start(self.python_child("exporter", "exporter", exporter, "/healthz", "/metrics"))
 
         receiver = None
         if receiver_available():
@@ -266,8 +276,7 @@ class Up:
             else:
                 token = ensure_token(self.run_dir / "secrets" / "webhook_token")
                 env["GOVHEAL_WEBHOOK_TOKEN"] = token.read_text().strip()
-            self.supervisor.start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics",
-                                                    env=env))
+            self._start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics", env=env))
         else:
             token = ensure_token(self.run_dir / "secrets" / "webhook_token")
             self.say("  receiver       not built yet (webhook_receiver.cli); alerts stay in Alertmanager")
@@ -281,13 +290,13 @@ class Up:
         logs = self.run_dir / "logs"
 
         am_url = f"http://{endpoints.alertmanager}"
-        self.supervisor.start(Child(
+        self._start(Child(
             name="alertmanager", log=logs / "alertmanager.log", url=am_url,
             argv=chain.alertmanager_argv(alertmanager_bin, am_file, self.run_dir / "alertmanager-data",
                                          endpoints.alertmanager),
             ready=lambda: http_ok(am_url + "/-/ready")))
         prom_url = f"http://{endpoints.prometheus}"
-        self.supervisor.start(Child(
+        self._start(Child(
             name="prometheus", log=logs / "prometheus.log", url=prom_url,
             argv=chain.prometheus_argv(prometheus_bin, prom_file, self.run_dir / "prometheus-data",
                                        endpoints.prometheus),

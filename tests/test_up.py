@@ -208,3 +208,23 @@ def test_up_refused_before_starting_anything_says_only_why(tmp_path):
         with pytest.raises(PortTaken):
             up.run()
     assert not [line for line in out if "stop" in line], out
+
+
+def test_ctrl_c_while_starting_starts_nothing_more_and_announces_no_ready(tmp_path):
+    """Ctrl-C during start-up (Prometheus takes seconds): no more components, no 'ready:' line or hints."""
+    cfg, _ = _config(tmp_path, ["A", "B"])
+    out: list[str] = []
+    up = Up(parse_config(cfg.read_text(), source=cfg))
+    up.say = out.append
+    up.prepare = lambda: ("prometheus", "alertmanager")
+    started: list[str] = []
+
+    def start(child) -> None:  # a fake start: the first agent is "ready" as Ctrl-C arrives
+        started.append(child.name)
+        up.stop_event.set()
+
+    up.supervisor.start = start
+    assert up.run() == 0
+    assert started == ["agent A"]
+    assert not [line for line in out if "ready" in line or "try:" in line], out
+    assert out[-1] == "govheal up: stopped"
