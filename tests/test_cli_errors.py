@@ -54,6 +54,14 @@ CASES = {
     "receiver-state-dir-under-a-file": Case(["receiver", "--listen", "127.0.0.1:0"], 2,
                                             ["state_dir", "/dev/null is not a directory", "this user can write"],
                                             config(state_dir="/dev/null/x")),
+    "receiver-discord-url-missing": Case(["receiver", "--listen", "127.0.0.1:0"], 2,
+                                         ["notifications.channels.ops", "GOVHEAL_DISCORD_WEBHOOK_URL",
+                                          "webhook_url_file", "enabled: false"],
+                                         config(receiver="notifications: {channels: {ops: {type: discord}}}")),
+    "receiver-telegram-token-file-is-dir": Case(["receiver", "--listen", "127.0.0.1:0"], 2,
+                                                ["notifications.channels.tg.bot_token_file", "create the file"],
+                                                config(receiver="notifications: {channels: {tg: {type: telegram, "
+                                                                "bot_token_file: ., chat_id: '1'}}}")),
     # unknown agent: exit 1 is asserted by tests/test_remediator_cli.py (a refusal, not a usage error)
     "restart-unknown-agent": Case(["restart", "NoSuchAgent"], 1, ["unknown agent 'NoSuchAgent'", "known agents: GG"],
                                   config()),

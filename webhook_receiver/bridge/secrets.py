@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from govheal.config import ChannelSpec, Config
-from govheal.errors import GovhealError
+from govheal.errors import UsageError
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 REDACTED = "<redacted>"
@@ -74,17 +74,17 @@ def _read(config: Config, channel: str, field: str, value: str) -> str:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise GovhealError(
+        raise UsageError(
             f"notifications.channels.{channel}.{field}: cannot read {path}: {exc.strerror}; "
             "create the file (mode 0600) or remove the field and use the environment variable"
         ) from None
     if not text:
-        raise GovhealError(f"notifications.channels.{channel}.{field}: {path} is empty; put the secret in it")
+        raise UsageError(f"notifications.channels.{channel}.{field}: {path} is empty; put the secret in it")
     return text
 
 
-def _need(channel: str, what: str, field: str, var: str) -> GovhealError:
-    return GovhealError(
+def _need(channel: str, what: str, field: str, var: str) -> UsageError:
+    return UsageError(
         f"notifications.channels.{channel}: no {what}; set {field} in the config or the {var} environment "
         f"variable, or set enabled: false"
     )
@@ -97,7 +97,7 @@ def _load_channel(config: Config, name: str, spec: ChannelSpec, env: Mapping[str
         if not url:
             raise _need(name, "Discord webhook URL", "webhook_url_file", "GOVHEAL_DISCORD_WEBHOOK_URL")
         if not url.startswith(("https://", "http://")):
-            raise GovhealError(f"notifications.channels.{name}: the Discord webhook URL must start with https://")
+            raise UsageError(f"notifications.channels.{name}: the Discord webhook URL must start with https://")
         return ChannelSecrets(webhook_url=url)
     token = (_read(config, name, "bot_token_file", spec.bot_token_file) if spec.bot_token_file
              else env.get("GOVHEAL_TELEGRAM_BOT_TOKEN", "").strip())
