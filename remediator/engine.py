@@ -25,7 +25,7 @@ from remediator.audit import AuditLog
 from remediator.diagnostics import capture
 from remediator.metrics import RemediatorMetrics
 from remediator.store import DONE, IN_PROGRESS, Incident, Store
-from remediator.strategies import Strategy, StrategyError, default_strategies
+from remediator.strategies import Strategy, StrategyError, child_env, default_strategies
 from remediator.verify import Observation, find_pid, observe, verify
 
 LEASE_POLL = 0.1
@@ -340,7 +340,7 @@ class Remediator:
         cwd = self.config.source.parent if self.config.source else None
         try:
             proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=FAILOVER_COMMAND_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, check=False)
+                                  stdin=subprocess.DEVNULL, check=False, env=child_env())  # no secrets
         except FileNotFoundError:
             raise StrategyError(f"fallback command {argv[0]} not found") from None
         except subprocess.TimeoutExpired:

@@ -50,7 +50,7 @@ def _run(argv: list[str], timeout: float) -> None:
     """Run a supervisor command; a non-zero exit or a timeout is a StrategyError naming the program."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=child_env())
     except FileNotFoundError:
         raise StrategyError(f"{argv[0]} not found on PATH") from None
     except subprocess.TimeoutExpired:

@@ -215,3 +215,30 @@ def test_a_refused_secret_says_where_to_fix_it_without_showing_it(kind: str, sta
     text = str(exc.value)
     assert exc.value.permanent and says in text, text
     assert TOKEN not in text and "SuperSecretWebhookToken" not in text
+
+
+def test_the_failover_command_does_not_inherit_the_receivers_secrets(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver runs with the webhook token and channel secrets in its environment; the configured
+    failover command (a user's script) gets the environment minus those, like a restarted agent does."""
+    from remediator.api import Request
+    from tests.test_remediator_policy import FakeClock, World, make
+
+    monkeypatch.setenv("GOVHEAL_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+    monkeypatch.setenv("GOVHEAL_TELEGRAM_BOT_TOKEN", BAD_BOT_TOKEN)
+    monkeypatch.setenv("GOVHEAL_DISCORD_WEBHOOK_URL", f"https://discord.example/api/webhooks/1/{DISCORD_SECRET}")
+    dump = tmp_path / "env.json"
+    code = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    argv = f'[{sys.executable!r}, -c, "{code}", {str(dump)!r}]'
+    rem = make(tmp_path, World(healthy={"A": False}), FakeClock(), agents={"A": f"fallback: {{argv: {argv}}}"})
+    assert rem.submit(Request("A", "failover", "f1")).outcome == "failover_started"
+    env = json.loads(dump.read_text())
+    # the supervisor commands (launchctl, systemctl) run through the same helper
+    from remediator.strategies import _run
+
+    _run([sys.executable, "-c", code, str(tmp_path / "env2.json")], timeout=30)
+    env2 = json.loads((tmp_path / "env2.json").read_text())
+    assert "PATH" in env and "PATH" in env2
+    text = json.dumps([env, env2])
+    for secret in (WEBHOOK_TOKEN, BAD_BOT_TOKEN, DISCORD_SECRET):
+        assert secret not in text
