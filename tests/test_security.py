@@ -242,3 +242,26 @@ def test_the_failover_command_does_not_inherit_the_receivers_secrets(tmp_path: P
     text = json.dumps([env, env2])
     for secret in (WEBHOOK_TOKEN, BAD_BOT_TOKEN, DISCORD_SECRET):
         assert secret not in text
+
+
+def test_a_traceback_logged_by_the_receiver_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """log.exception of an error whose text (and traceback) holds a channel secret: redacted in full."""
+    import logging
+
+    from webhook_receiver.bridge.secrets import ChannelSecrets, Secrets
+    from webhook_receiver.cli import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    secrets = Secrets({"tg": ChannelSecrets(bot_token=BAD_BOT_TOKEN, chat_id="1")})
+    try:
+        setup_logging("info", [WEBHOOK_TOKEN], secrets.redact)
+        try:
+            raise RuntimeError(f"POST /bot{BAD_BOT_TOKEN}/sendMessage with {WEBHOOK_TOKEN}")
+        except RuntimeError:
+            logging.getLogger("govheal.bridge").exception("notifier crashed")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "notifier crashed" in err and "Traceback" in err and "<redacted>" in err
+    assert BAD_BOT_TOKEN not in err and BAD_BOT_TOKEN.split(":")[1] not in err and WEBHOOK_TOKEN not in err
