@@ -53,6 +53,7 @@ def test_crash_arrives_as_agent_down_and_restart_resolves_it(chain):
     got = chain.sink.wait_for(_is("AgentDown", "A", "firing"), timeout=TIMEOUT, since=mark)
     alert = got.alerts("AgentDown", "firing")[0]
     assert alert["labels"]["node"] == "chain-node"
+    assert "exported_node" not in alert["labels"]  # the exporter's node label is kept (honor_labels)
     assert alert["labels"]["severity"] == "critical"
     assert alert["labels"]["remediation"] == "restart"
     assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#agentdown"
