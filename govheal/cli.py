@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.filename is None:
             raise
         print(f"govheal {args.command}: cannot use {exc.filename}: {path_problem(exc.filename, exc)}; check the "
-              "paths in the config (state_dir, telemetry_log, log files) and their permissions", file=sys.stderr)
+              "paths in the config and on the command line (state_dir, telemetry_log, log and pid files) and their "
+              "permissions", file=sys.stderr)
         return 2 if exc.errno in PATH_ERRNOS else 1
 
 

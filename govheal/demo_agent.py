@@ -30,9 +30,20 @@ from urllib.parse import parse_qs, urlsplit
 HELP = "run a demo agent with /health and fault-injection endpoints (for demos and tests)"
 
 
+def _port(text: str) -> int:
+    """argparse type: a TCP port (0 = any free one), so a typo is a usage error, not an OverflowError."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give 0-65535 (0 = any free port)")
+    return port
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="agent name reported by /health")
-    p.add_argument("--port", type=int, required=True, help="port on --host to listen on")
+    p.add_argument("--port", type=_port, required=True, help="port on --host to listen on")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--pidfile", help="write the PID here; removed on clean exit")
     p.add_argument("--startup-delay", type=float, default=0.0, help="seconds to wait before listening")

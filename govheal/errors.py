@@ -16,10 +16,12 @@ class UsageError(GovhealError):
 def path_problem(path: object, exc: BaseException) -> str:
     """Why ``path`` cannot be created or opened, in the operator's words (``mkdir`` under a file says
     "File exists"; we say which ancestor is not a directory)."""
+    import errno
     from pathlib import Path
 
     p = Path(str(path))
-    for parent in p.parents:
+    mkdir_failed = getattr(exc, "errno", None) in (errno.EEXIST, errno.ENOTDIR)
+    for parent in ((p, *p.parents) if mkdir_failed else p.parents):
         if parent.exists():
             if not parent.is_dir():
                 return f"{parent} is not a directory"
