@@ -296,6 +296,7 @@ class Up:
                                          endpoints.alertmanager),
             ready=lambda: http_ok(am_url + "/-/ready")))
         prom_url = f"http://{endpoints.prometheus}"
+        self.say("  prometheus     starting  (ready once it has discovered Alertmanager: a few seconds)")
         self._start(Child(
             name="prometheus", log=logs / "prometheus.log", url=prom_url,
             argv=chain.prometheus_argv(prometheus_bin, prom_file, self.run_dir / "prometheus-data",
