@@ -3,6 +3,9 @@ detached orphans 1.4-1.9 s late, and psutil still finds them with status ``zombi
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -24,3 +27,15 @@ def read_pidfile(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|WEBHOOK|API_KEY|CHAT_ID", re.IGNORECASE)
+
+
+def env_without_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment minus anything that looks like a secret (webhook token, bot token, chat id).
+
+    Only the receiver needs those; agents, failover scripts and supervisors must not inherit them.
+    """
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if not SECRET_ENV.search(k)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -27,6 +26,7 @@ from govheal.config import (
     SignalRestart,
     SystemdRestart,
 )
+from govheal.procs import env_without_secrets
 from govheal.procs import pid_running as running
 
 
@@ -129,12 +129,9 @@ def stop_process(pid: int, grace: float, *, poll: float = 0.02) -> str:
     return f"SIGKILL after {grace:g}s: SIGTERM not obeyed"
 
 
-_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|WEBHOOK|API_KEY", re.IGNORECASE)
-
-
 def child_env() -> dict[str, str]:
     """The receiver's environment minus anything that looks like a secret (its webhook token, bot tokens)."""
-    return {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
+    return env_without_secrets()
 
 
 @dataclass
