@@ -25,7 +25,7 @@ import psutil
 from govheal import chain, tools
 from govheal.config import Agent, CommandRestart, Config
 from govheal.errors import GovhealError
-from govheal.procs import pid_running, read_pidfile
+from govheal.procs import env_without_secrets, pid_running, read_pidfile
 from govheal.supervise import Child, Supervisor
 from govheal.types import split_listen
 
@@ -87,9 +87,12 @@ def ensure_token(path: Path) -> Path:
     return path
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Our environment with this interpreter's bin dir first, so `govheal ...` argv resolve to this install."""
-    env = dict(os.environ)
+def child_env(extra: dict[str, str] | None = None, *, secrets: bool = False) -> dict[str, str]:
+    """Our environment with this interpreter's bin dir first, so `govheal ...` argv resolve to this install.
+
+    Secrets in it (tokens, webhook URLs, chat ids) go only to the child that needs them: the receiver.
+    """
+    env = dict(os.environ) if secrets else env_without_secrets()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(extra or {})
     return env
@@ -189,14 +192,14 @@ class Up:
         return stop
 
     def python_child(self, name: str, command: str, listen: str, ready_path: str, url_path: str,
-                     env: dict[str, str] | None = None) -> Child:
+                     env: dict[str, str] | None = None, secrets: bool = False) -> Child:
         argv = [sys.executable, "-m", "govheal", command, "--listen", listen]
         if self.config.source:
             argv[4:4] = ["--config", str(self.config.source)]
         base = f"http://{listen}"
         return Child(name=name, argv=argv, log=self.run_dir / "logs" / f"{command}.log",
                      ready=lambda: http_ok(base + ready_path), url=base + url_path,
-                     cwd=self.config.source.parent if self.config.source else None, env=child_env(env))
+                     cwd=self.config.source.parent if self.config.source else None, env=child_env(env, secrets=secrets))
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -276,7 +279,8 @@ class Up:
             else:
                 token = ensure_token(self.run_dir / "secrets" / "webhook_token")
                 env["GOVHEAL_WEBHOOK_TOKEN"] = token.read_text().strip()
-            self._start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics", env=env))
+            self._start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics", env=env,
+                                          secrets=True))
         else:
             token = ensure_token(self.run_dir / "secrets" / "webhook_token")
             self.say("  receiver       not built yet (webhook_receiver.cli); alerts stay in Alertmanager")
