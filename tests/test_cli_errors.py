@@ -119,3 +119,13 @@ def test_bad_input_is_a_clear_message_without_traceback(name: str, tmp_path: Pat
     for words in case.says:
         assert fill(words) in out.stderr, out.stderr
     assert "cli-errors-token" not in text
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`govheal check | head -1`: stdout closed before govheal writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "govheal", "check"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert proc.returncode == 141
