@@ -27,7 +27,7 @@ from govheal.config import Agent, CommandRestart, Config
 from govheal.errors import GovhealError
 from govheal.procs import env_without_secrets, pid_running, read_pidfile
 from govheal.supervise import Child, Supervisor
-from govheal.types import split_listen
+from govheal.types import display_url, split_listen
 
 LOOPBACK = "127.0.0.1"
 
@@ -141,7 +141,7 @@ class Up:
                 url = urlsplit(agent.health.url)
                 if url.hostname in ("127.0.0.1", "localhost", "::1") and url.port and \
                         not port_is_free(url.hostname, url.port):
-                    taken.append(f"port {url.port} of agent {agent.name} ({agent.health.url})")
+                    taken.append(f"port {url.port} of agent {agent.name} ({display_url(agent.health.url)})")
             to_start.append(agent)
         if taken:
             raise PortTaken("taken by another program: " + "; ".join(taken) +
@@ -168,7 +168,7 @@ class Up:
             def ready() -> bool:
                 return pidfile is None or pid_running(read_pidfile(pidfile))
         return Child(name=f"agent {agent.name}", argv=argv, log=log, ready=ready,
-                     url=agent.health.url if agent.health else "", cwd=cwd, env=child_env(spec.env),
+                     url=display_url(agent.health.url) if agent.health else "", cwd=cwd, env=child_env(spec.env),
                      supervised=False, ready_timeout=agent.start_grace + 10, stop_timeout=spec.stop_timeout,
                      extra_stop=self._stop_successor(pidfile))
 

@@ -80,3 +80,11 @@ def parse_http_url(value: Any) -> str:
 
 
 HttpUrl = Annotated[str, BeforeValidator(parse_http_url)]
+
+
+def display_url(url: str) -> str:
+    """The URL with any ``user:password@`` replaced by ``***@``: safe to print."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()

@@ -72,7 +72,9 @@ class Event:
 
 
 class UnknownAgent(GovhealError):
-    """The request names an agent that is not in the config; the message lists the known ones."""
+    """The request names an agent that is not in the config; the message lists the known ones (a usage error)."""
+
+    exit_code = 2
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name

@@ -62,8 +62,7 @@ CASES = {
                                                 ["notifications.channels.tg.bot_token_file", "create the file"],
                                                 config(receiver="notifications: {channels: {tg: {type: telegram, "
                                                                 "bot_token_file: ., chat_id: '1'}}}")),
-    # unknown agent: exit 1 is asserted by tests/test_remediator_cli.py (a refusal, not a usage error)
-    "restart-unknown-agent": Case(["restart", "NoSuchAgent"], 1, ["unknown agent 'NoSuchAgent'", "known agents: GG"],
+    "restart-unknown-agent": Case(["restart", "NoSuchAgent"], 2, ["unknown agent 'NoSuchAgent'", "known agents: GG"],
                                   config()),
     "restart-state-dir-under-a-file": Case(["restart", "GG", "--dry-run"], 2,
                                            ["state_dir", "/dev/null is not a directory", "set state_dir"],

@@ -80,7 +80,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
 def test_unknown_agent_is_refused_with_the_known_names(tmp_path: Path) -> None:
     with demo_fleet(tmp_path, ["A", "B"], start=False) as agents:
         out = cli("Nope", "--config", str(write_config(tmp_path, agents)))
-    assert out.returncode == 1
+    assert out.returncode == 2  # a usage error, like every other bad CLI input
     assert "unknown agent 'Nope'; known agents: A, B" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -34,3 +34,10 @@ def test_listen_and_urls():
     for bad in ("ftp://x", "http://", "127.0.0.1:1/x", "http://h:notaport/"):
         with pytest.raises(ValueError):
             parse_http_url(bad)
+
+
+def test_display_url_hides_credentials():
+    from govheal.types import display_url
+
+    assert display_url("https://ops:s3cret@127.0.0.1:8443/health?x=1") == "https://***@127.0.0.1:8443/health?x=1"
+    assert display_url("http://127.0.0.1:1/health") == "http://127.0.0.1:1/health"

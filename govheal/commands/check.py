@@ -8,7 +8,7 @@ from pathlib import Path
 
 from govheal.config import Config, load_config
 from govheal.errors import UsageError
-from govheal.types import format_duration
+from govheal.types import display_url, format_duration
 
 HELP = "validate the config (exit 2 on problems) and print a summary of the fleet"
 
@@ -22,7 +22,7 @@ def summary(cfg: Config) -> str:
     rows = [("AGENT", "ROLE", "NODE", "CRIT", "FIND BY", "HEALTH", "RESTART", "DEPENDS ON")]
     for a in cfg.agents:
         find = f"{a.process.kind}={a.process.value}" if a.process else "remote"
-        health = f"{a.health.url} ({format_duration(a.health.timeout)})" if a.health else "-"
+        health = f"{display_url(a.health.url)} ({format_duration(a.health.timeout)})" if a.health else "-"
         restart = a.restart.strategy if a.restart else "-"
         if a.fallback:
             restart += f" → {a.fallback.agent or 'command'}"
