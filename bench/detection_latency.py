@@ -31,6 +31,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+def fault_to_alert(sink: WebhookSink, agent, alertname: str, fault, recover) -> float:
+    """Apply ``fault`` to the agent, time until ``alertname`` fires at the sink, ``recover``, wait for resolved."""
+
+    def seen(d, status: str) -> bool:
+        return any(a["labels"].get("agent") == agent.name for a in d.alerts(alertname, status))
+
+    mark = sink.mark()
+    t0 = time.monotonic()
+    fault()
+    try:
+        got = sink.wait_for(lambda d: seen(d, "firing"), timeout=30, since=mark)
+    finally:
+        recover()
+    sink.wait_for(lambda d: seen(d, "resolved"), timeout=30, since=mark)
+    return got.received - t0
+
+
 def measure(kills: int, hangs: int) -> tuple[list[float], list[float]]:
     latencies: list[float] = []
     hang_latencies: list[float] = []
@@ -46,34 +63,18 @@ def measure(kills: int, hangs: int) -> tuple[list[float], list[float]]:
                 start_chain(sup, cfg, "bench", tmp, sink.url, token)
                 time.sleep(5)  # Prometheus has discovered Alertmanager and scraped a few times
                 for i in range(kills):
-                    agent = agents[i % len(agents)]
+                    a = agents[i % len(agents)]
 
-                    def is_alert(d, status: str, name: str = agent.name) -> bool:
-                        return any(a["labels"].get("agent") == name for a in d.alerts("AgentDown", status))
+                    def kill(a=a) -> None:
+                        os.kill(a.pid, signal.SIGKILL)
+                        a.proc.wait(timeout=5)  # reap at once: a zombie would count as not running anyway
 
-                    mark = sink.mark()
-                    t0 = time.monotonic()
-                    os.kill(agent.pid, signal.SIGKILL)
-                    agent.proc.wait(timeout=5)  # reap at once: a zombie would count as not running anyway
-                    got = sink.wait_for(lambda d, f=is_alert: f(d, "firing"), timeout=30, since=mark)
-                    latencies.append(got.received - t0)
-                    agent.start()
-                    sink.wait_for(lambda d, f=is_alert: f(d, "resolved"), timeout=30, since=mark)
+                    latencies.append(fault_to_alert(sink, a, "AgentDown", kill, a.start))
                 for i in range(hangs):
-                    agent = agents[i % len(agents)]
-
-                    def is_hang(d, status: str, name: str = agent.name) -> bool:
-                        return any(a["labels"].get("agent") == name for a in d.alerts("AgentUnhealthy", status))
-
-                    mark = sink.mark()
-                    t0 = time.monotonic()
-                    os.kill(agent.pid, signal.SIGSTOP)
-                    try:
-                        got = sink.wait_for(lambda d, f=is_hang: f(d, "firing"), timeout=30, since=mark)
-                        hang_latencies.append(got.received - t0)
-                    finally:
-                        os.kill(agent.pid, signal.SIGCONT)
-                    sink.wait_for(lambda d, f=is_hang: f(d, "resolved"), timeout=30, since=mark)
+                    a = agents[i % len(agents)]
+                    hang_latencies.append(fault_to_alert(
+                        sink, a, "AgentUnhealthy", lambda a=a: os.kill(a.pid, signal.SIGSTOP),
+                        lambda a=a: os.kill(a.pid, signal.SIGCONT)))
             finally:
                 sup.stop_all()
     return latencies, hang_latencies
