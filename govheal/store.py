@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,15 +29,29 @@ def connect(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        _enable_wal(conn, timeout)
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"state_dir: cannot create or open the state file {path}: {path_problem(path, exc)}; "
                          "set state_dir in the config to a directory this user can write") from None
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL. Two processes opening a brand-new file at once race for the switch, and SQLite
+    answers the loser "database is locked" at once, without calling the busy handler: retry it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class tx:
