@@ -17,8 +17,8 @@ from pathlib import Path
 
 from govheal.config import parse_config
 from govheal.store import connect, db_path
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_telegram import FakeTelegram
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.fake_telegram import FakeTelegram
 from webhook_receiver.bridge import Bridge, Notice, render
 from webhook_receiver.bridge.secrets import Secrets
 

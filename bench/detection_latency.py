@@ -18,8 +18,8 @@ from pathlib import Path
 
 from govheal.chain import start_chain
 from govheal.supervise import Supervisor
-from tests.fakes.webhook_sink import WebhookSink
-from tests.support import demo_config_text, demo_fleet
+from govheal.testing.support import demo_config_text, demo_fleet
+from govheal.testing.webhook_sink import WebhookSink
 
 # measured.md: `up == 0`, for 0s, scrape = evaluation = 1 s, group_wait 0s (n=12).
 FLOOR_1S = {"median": 1.49, "min": 0.92, "max": 1.87}

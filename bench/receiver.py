@@ -144,8 +144,8 @@ CHANNELS = """notifications:
 def end_to_end(samples: int, spacing: float = 1.25) -> str:
     """(a) through the whole receiver: one alert every ``spacing`` s (below every channel limit) posted to the
     real process; latency = the 2xx arrived (accepted) → the fake channel received the message."""
-    from tests.fakes.fake_discord import FakeDiscord
-    from tests.fakes.fake_telegram import FakeTelegram
+    from govheal.testing.fake_discord import FakeDiscord
+    from govheal.testing.fake_telegram import FakeTelegram
 
     with FakeDiscord() as d, FakeTelegram() as t, tempfile.TemporaryDirectory(prefix="govheal-bench-e2e-") as tmp:
         env = {"GOVHEAL_DISCORD_WEBHOOK_URL": d.url, "GOVHEAL_TELEGRAM_BOT_TOKEN": t.token,

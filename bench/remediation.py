@@ -2,7 +2,7 @@
 the policy + store + audit overhead of one decision.
 
 Real demo agents on loopback. launchd/systemd go through the fake ``launchctl``/``systemctl`` of
-tests/fakes/remediator (a Python script each, so their own interpreter start is in the numbers).
+govheal/testing/remediator (a Python script each, so their own interpreter start is in the numbers).
 Verification here is K=1 (the first healthy answer); the default K=3 adds (K-1)·verify_interval by design.
 """
 
@@ -20,14 +20,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from govheal import testing
 from govheal.config import parse_config
+from govheal.testing.remediator.world import World
+from govheal.testing.support import DemoAgent, free_port
 from remediator.api import Request
 from remediator.engine import Remediator
 from remediator.verify import running
-from tests.fakes.remediator.world import World
-from tests.support import DemoAgent, free_port
 
-FAKES = Path(__file__).resolve().parent.parent / "tests" / "fakes" / "remediator"
+FAKES = testing.FAKES / "remediator"
 # K=1; no backoff; attempts leave the 1 ms budget window at once, so the circuit never opens and the
 # persisted state stays the size it has in real use (a few attempts), however many runs the benchmark makes
 POLICY = "remediation: {verify_successes: 1, verify_interval: 200ms, budget_window: 1ms, backoff_initial: 0s}\n"

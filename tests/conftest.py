@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import demo_fleet
+from govheal.testing.support import demo_fleet
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

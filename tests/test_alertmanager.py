@@ -14,9 +14,9 @@ import yaml
 
 from govheal import chain
 from govheal.supervise import Child, Supervisor
+from govheal.testing.support import free_port, http_get, http_post, wait_until
+from govheal.testing.webhook_sink import WebhookSink
 from tests.conftest import require_binary
-from tests.fakes.webhook_sink import WebhookSink
-from tests.support import free_port, http_get, http_post, wait_until
 
 AM_FILE = chain.ALERTMANAGER_FILE
 

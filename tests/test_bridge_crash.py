@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_telegram import FakeTelegram
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.fake_telegram import FakeTelegram
 from tests.test_bridge_delivery import bridge_config, discord_texts, ids_in, make_bridge, notice, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

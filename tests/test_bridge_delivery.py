@@ -14,8 +14,8 @@ import pytest
 from govheal.config import Config, parse_config
 from govheal.errors import GovhealError
 from govheal.store import connect, db_path
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_telegram import FakeTelegram
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.fake_telegram import FakeTelegram
 from webhook_receiver.bridge import Bridge, Notice, render
 from webhook_receiver.bridge.render import tg_len
 from webhook_receiver.bridge.secrets import Secrets

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_discord import embed_errors
-from tests.fakes.fake_telegram import parse_html, utf16_len
+from govheal.testing.fake_discord import embed_errors
+from govheal.testing.fake_telegram import parse_html, utf16_len
 from webhook_receiver.bridge import render
 from webhook_receiver.bridge.model import Notice
 

@@ -15,8 +15,8 @@ import yaml
 from govheal.chain import start_chain
 from govheal.config import parse_config
 from govheal.supervise import Supervisor
-from tests.fakes.webhook_sink import WebhookSink
-from tests.support import demo_config_text, demo_fleet, wait_until
+from govheal.testing.support import demo_config_text, demo_fleet, wait_until
+from govheal.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.live
 

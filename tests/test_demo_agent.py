@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.support import DemoAgent, free_port, http_get, is_running, wait_until
+from govheal.testing.support import DemoAgent, free_port, http_get, is_running, wait_until
 
 
 @pytest.mark.live

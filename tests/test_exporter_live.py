@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from govheal.testing.support import demo_config_text, demo_fleet, http_get, wait_until
 from tests.conftest import require_binary
-from tests.support import demo_config_text, demo_fleet, http_get, wait_until
 
 pytestmark = pytest.mark.live
 

@@ -1,7 +1,7 @@
 """Each matcher on its own, and the process reader's edge cases (zombie, vanished, AccessDenied).
 
-launchd and systemd run through fake programs on PATH: tests/fakes/launchctl replays real
-`launchctl print` output (there is no launchd on Linux), tests/fakes/exporter/systemctl prints what
+launchd and systemd run through fake programs on PATH: govheal/testing/launchctl replays real
+`launchctl print` output (there is no launchd on Linux), govheal/testing/exporter/systemctl prints what
 `systemctl show --property=MainPID --value` prints.
 """
 
@@ -20,9 +20,10 @@ import pytest
 from exporter import matchers
 from exporter.matchers import MATCHERS, Match, ScanContext, parse_launchctl_print
 from exporter.process import ProcessTable
+from govheal import testing
 from govheal.config import MATCHER_KEYS, ProcessSpec
 
-FAKES = Path(__file__).parent / "fakes"
+FAKES = testing.FAKES
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ def test_port_table_denied_is_data(monkeypatch: pytest.MonkeyPatch):
 def test_a_zombie_is_not_running():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        from tests.support import wait_until
+        from govheal.testing.support import wait_until
         wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10, what="zombie")
         reading, error = ProcessTable().read(child.pid)
         assert not reading.running and error is None

@@ -15,7 +15,7 @@ import pytest
 from exporter.probe import Prober, probe
 from exporter.snapshot import ProbeResult
 from govheal.config import HealthCheck
-from tests.support import free_port
+from govheal.testing.support import free_port
 
 
 @pytest.fixture(scope="module")

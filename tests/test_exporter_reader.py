@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter import reader as reader_mod
 from exporter.reader import FleetReader
 from exporter.server import make_registry
+from govheal import testing
 from govheal.config import parse_config
 
 
@@ -84,7 +85,7 @@ def test_enabled_is_read_through_one_injectable_function(tmp_path: Path):
 
 
 def test_a_remote_agent_without_a_process_is_up_when_reachable(tmp_path: Path):
-    from tests.support import free_port
+    from govheal.testing.support import free_port
 
     cfg = config(tmp_path, f'  - name: mirror\n    node: other\n    health: {{url: "http://127.0.0.1:{free_port()}/h"}}\n')
     reader = FleetReader(cfg)
@@ -98,7 +99,7 @@ def test_a_remote_agent_without_a_process_is_up_when_reachable(tmp_path: Path):
 @pytest.mark.live
 def test_launchd_lookups_run_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Four agents behind a slow launchctl (the fake replays real `launchctl print` output) cost one delay."""
-    fakes = Path(__file__).parent / "fakes"
+    fakes = testing.FAKES
     bin_dir, state = tmp_path / "bin", tmp_path / "services"
     bin_dir.mkdir()
     state.mkdir()

@@ -10,7 +10,7 @@ import psutil
 
 from govheal.procs import env_without_secrets, pid_running, read_pidfile
 from govheal.stack import child_env
-from tests.support import wait_until
+from govheal.testing.support import wait_until
 
 SECRETS = {"GOVHEAL_WEBHOOK_TOKEN": "t0ken", "GOVHEAL_TELEGRAM_BOT_TOKEN": "123:abc",
            "GOVHEAL_DISCORD_WEBHOOK_URL": "https://discord.example/api/webhooks/1/x",

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from govheal.store import connect, db_path
-from tests.support import wait_until
+from govheal.testing.support import wait_until
 from tests.test_receiver_support import AUTH, TOKEN, FakeBridge, FakeRemediator, alert, body, payload, receiver_config
 from webhook_receiver.app import create_app
 from webhook_receiver.auth import TokenError, load_token

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from govheal.store import db_path
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.fake_telegram import FakeTelegram
+from govheal.testing.support import demo_config_text, demo_fleet, free_port, http_get, http_post, is_running, wait_until
 from tests.conftest import require_binary
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_telegram import FakeTelegram
-from tests.support import demo_config_text, demo_fleet, free_port, http_get, http_post, is_running, wait_until
 from tests.test_receiver_support import TOKEN, alert, body
 
 pytestmark = pytest.mark.live

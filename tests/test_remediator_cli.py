@@ -15,13 +15,13 @@ import pytest
 
 from govheal.config import parse_config
 from govheal.store import db_path
+from govheal.testing.remediator.reaper import kill_started_under, started_under
+from govheal.testing.support import DemoAgent, demo_config_text, demo_fleet, wait_until
 from remediator.api import Request
 from remediator.audit import read_events
 from remediator.engine import Remediator
 from remediator.store import Store
 from remediator.verify import running
-from tests.fakes.remediator.reaper import kill_started_under, started_under
-from tests.support import DemoAgent, demo_config_text, demo_fleet, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_POLICY = """remediation:

@@ -11,12 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from govheal.config import PolicySpec, parse_config
+from govheal.testing.remediator.world import FakeClock, World
 from remediator import policy as pol
 from remediator.api import Request, UnknownAgent
 from remediator.audit import read_events
 from remediator.engine import Remediator
 from remediator.store import Store, Switches
-from tests.fakes.remediator.world import FakeClock, World
 
 POLICY = """remediation:
   verify_successes: 2

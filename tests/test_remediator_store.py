@@ -99,7 +99,7 @@ def test_started_agents_do_not_inherit_the_receivers_secrets(monkeypatch) -> Non
 
 def test_wal_checkpoints_run_in_the_background_not_in_a_commit(tmp_path: Path, monkeypatch) -> None:
     import remediator.store as rs
-    from tests.support import wait_until
+    from govheal.testing.support import wait_until
 
     monkeypatch.setattr(rs, "CHECKPOINT_INTERVAL", 0.05)
     db = tmp_path / "s.sqlite3"

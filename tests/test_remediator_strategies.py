@@ -1,7 +1,7 @@
 """Contract: every restart strategy through success, failure to start, TERM ignored (→ KILL) and timeout.
 
 Real demo agents. launchd and systemd use fake ``launchctl``/``systemctl`` programs on PATH
-(tests/fakes/remediator/) that record their argv and act on the demo agent the way launchd/systemd
+(govheal/testing/remediator/) that record their argv and act on the demo agent the way launchd/systemd
 would; on macOS/systemd hosts the real programs are what the strategies call.
 """
 
@@ -19,13 +19,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from govheal import testing
 from govheal.config import parse_config
+from govheal.testing.remediator.reaper import kill_started_under
+from govheal.testing.support import DemoAgent, free_port, wait_until
 from remediator.strategies import STRATEGIES, StrategyError
 from remediator.verify import find_pid, running, verify
-from tests.fakes.remediator.reaper import kill_started_under
-from tests.support import DemoAgent, free_port, wait_until
 
-FAKES = Path(__file__).resolve().parent / "fakes" / "remediator"
+FAKES = testing.FAKES / "remediator"
 LABEL = "com.govheal.test.agent"
 UNIT = "govheal-test-agent.service"
 SCENARIOS = ("success", "fail_to_start", "term_ignored", "timeout")
@@ -216,8 +217,8 @@ def test_stop_kills_the_whole_process_group_when_term_is_ignored(tmp_path: Path)
 
 
 def test_verification_needs_k_healthy_in_a_row_within_the_grace() -> None:
+    from govheal.testing.remediator.world import FakeClock
     from remediator.verify import Observation
-    from tests.fakes.remediator.world import FakeClock
 
     def run(script: list[bool], k: int, grace: float):
         seen = iter(script)

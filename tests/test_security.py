@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_telegram import FakeTelegram
-from tests.support import free_port, http_get, wait_until
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.fake_telegram import FakeTelegram
+from govheal.testing.support import free_port, http_get, wait_until
 from tests.test_receiver_support import alert, body
 
 WEBHOOK_TOKEN = "whTOKEN-9f8e7d6c5b4a39281706"
@@ -104,7 +104,7 @@ def test_label_values_never_reach_a_command_line(tmp_path: Path, monkeypatch: py
     from prometheus_client import CollectorRegistry
 
     from govheal.config import load_config
-    from tests.support import demo_config_text, demo_fleet
+    from govheal.testing.support import demo_config_text, demo_fleet
     from tests.test_receiver_support import AUTH, TOKEN, FakeBridge
     from webhook_receiver.app import create_app
 

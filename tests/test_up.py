@@ -17,7 +17,7 @@ import pytest
 from govheal import tools
 from govheal.config import parse_config
 from govheal.stack import PortTaken, Up, ensure_token
-from tests.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
+from govheal.testing.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 

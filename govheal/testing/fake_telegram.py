@@ -15,7 +15,7 @@ from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.fake_discord import FakeServer
+from govheal.testing.fake_discord import FakeServer
 
 TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "tg-emoji",
         "code", "pre", "blockquote", "tg-time"}

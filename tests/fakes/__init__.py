@@ -1,1 +1,0 @@
-"""Local fake servers (Discord, Telegram) for tests and benchmarks: never contact the real services."""
