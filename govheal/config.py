@@ -24,8 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from govheal.types import Duration, HttpUrl, Listen
 from govheal.yamlpos import YamlSyntaxError, line_for, load_with_lines
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_EXAMPLE = REPO_ROOT / "examples" / "govheal.yaml"
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
 
@@ -263,6 +261,27 @@ class ReceiverSpec(Strict):
     deadman_timeout: Duration = Field(180.0, gt=0, description="no Watchdog for this long → CRIT")
 
 
+class PrometheusSpec(Strict):
+    url: HttpUrl | None = Field(
+        None, description="base URL of Prometheus (with its route prefix); default: the one `govheal up` started")
+
+
+class AlertmanagerSpec(Strict):
+    urls: list[HttpUrl] = Field(
+        default_factory=list, description="every Alertmanager of the cluster; default: the ones `govheal up` started")
+
+    @field_validator("urls")
+    @classmethod
+    def _each_once(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for url in v:
+            key = url.rstrip("/")
+            if key in seen:
+                raise ValueError(f"{url!r} is listed twice; list each Alertmanager once")
+            seen.add(key)
+        return v
+
+
 class Config(Strict):
     node: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "localhost")
     state_dir: str = ".govheal/state"
@@ -272,6 +291,8 @@ class Config(Strict):
     remediation: PolicySpec = Field(default_factory=PolicySpec)
     receiver: ReceiverSpec = Field(default_factory=ReceiverSpec)
     notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+    alertmanager: AlertmanagerSpec = Field(default_factory=AlertmanagerSpec)
     agents: list[Agent] = Field(min_length=1)
 
     # Not part of the file: where it came from, for resolving relative paths and for messages.
@@ -564,7 +585,9 @@ def default_config_path() -> Path:
     local = Path("govheal.yaml")
     if local.is_file():
         return local
-    return BUNDLED_EXAMPLE
+    from govheal.resources import example_config
+
+    return example_config()
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

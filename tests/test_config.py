@@ -7,11 +7,17 @@ from pathlib import Path
 import pytest
 
 from govheal.cli import main
-from govheal.config import BUNDLED_EXAMPLE, ConfigError, load_config, parse_config
+from govheal.config import ConfigError, load_config, parse_config
+from govheal.resources import example_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 EXPECTED = {
+    "alertmanager-bad-url": "2: alertmanager.urls[1]: 'ftp://127.0.0.1:9094' is not an http(s) URL with a host; write e.g. http://127.0.0.1:8001/health",
+    "alertmanager-duplicate": "2: alertmanager.urls: 'http://127.0.0.1:9093/' is listed twice; list each Alertmanager once",
+    "alertmanager-not-a-list": "1: alertmanager.urls: must be a list (got 'http://127.0.0.1:9093'); write e.g. [a, b]",
+    "alertmanager-unknown-key": "1: alertmanager.url: unknown key 'url'; did you mean 'urls'?",
+    "prometheus-url": "1: prometheus.url: '127.0.0.1:9090' is not an http(s) URL with a host; write e.g. http://127.0.0.1:8001/health",
     "agent-name": "2: agents[0].name: 'GG; rm -rf /' is not a valid name; use letters, digits, '_', '.', '-' (starting with a letter or digit, at most 63)",
     "bad-url": "3: agents[0].health.url: '127.0.0.1:1/health' is not an http(s) URL with a host; write e.g. http://127.0.0.1:8001/health",
     "body-regex": "3: agents[0].health.body_match: body_match regex '[ok' does not compile: unterminated character set at position 0; fix the regular expression",
@@ -93,10 +99,10 @@ def test_missing_file_names_the_file_and_the_fix(tmp_path):
 
 
 def test_bundled_demo_fleet_is_valid_and_has_the_six_agents():
-    cfg = load_config(BUNDLED_EXAMPLE)
+    cfg = load_config(example_config())
     assert [a.name for a in cfg.agents] == ["GG", "GC", "Mary", "Paula", "CLS", "Hybrid"]
     assert all(a.role for a in cfg.agents)
-    assert cfg.state_path == BUNDLED_EXAMPLE.parent / ".govheal" / "state"
+    assert cfg.state_path == example_config().resolve().parent / ".govheal" / "state"
 
 
 def test_defaults_relative_paths_durations_and_policy_overrides(tmp_path):
@@ -120,8 +126,24 @@ agents:
 
 
 def test_check_prints_a_summary_of_the_fleet(capsys):
-    assert main(["check", "--config", str(BUNDLED_EXAMPLE)]) == 0
+    assert main(["check", "--config", str(example_config())]) == 0
     out = capsys.readouterr().out
     assert "OK, 6 agents" in out
     for name in ("GG", "GC", "Mary", "Paula", "CLS", "Hybrid"):
         assert f"\n{name} " in out
+
+
+def test_endpoint_keys_default_to_empty_and_take_urls(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("""
+prometheus: {url: "http://127.0.0.1:9090/prom"}
+alertmanager: {urls: ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]}
+agents:
+  - name: A
+    health: {url: "http://127.0.0.1:1/health"}
+""")
+    cfg = load_config(path)
+    assert cfg.prometheus.url == "http://127.0.0.1:9090/prom"
+    assert cfg.alertmanager.urls == ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
+    bare = parse_config("agents: [{name: A, health: {url: 'http://127.0.0.1:1/health'}}]")
+    assert bare.prometheus.url is None and bare.alertmanager.urls == []
