@@ -1,8 +1,16 @@
-"""Render the runtime Prometheus and Alertmanager configs from the committed ones.
+"""Render and start Prometheus and Alertmanager: the one way ``govheal up``, the tests and the benchmarks do it.
 
-The committed files (prometheus/prometheus*.yml, alertmanager/alertmanager.yml) are the source of
-truth for intervals, rules, routes and timings; rendering only swaps in addresses, absolute paths and
-the fleet's node name, so what runs is what `promtool`/`amtool` checked.
+Rendering: the committed files (bundled with the package, govheal/resources.py) are the source of truth
+for intervals, rules, routes and timings; rendering only swaps in addresses, absolute paths and the fleet's
+node name, so what runs is what ``promtool``/``amtool`` checked.
+
+Starting: :func:`alertmanager_children` and :func:`prometheus_child` build the supervisor's
+:class:`~govheal.supervise.Child` for each server (argv with explicit paths and loopback addresses, data
+dir, log, readiness and health through govheal/client.py). N Alertmanagers form a gossip cluster on
+loopback (each lists the others with ``--cluster.peer``); a single one runs with clustering off
+(``--cluster.listen-address=``). Prometheus sends to every one of them. :func:`start_chain` starts
+exporter, Alertmanagers and Prometheus for the tests and the benchmarks; ``govheal up`` (stack.py) starts
+the same children around its own agents, exporter and receiver.
 """
 
 from __future__ import annotations
@@ -14,19 +22,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 import yaml
 
+from govheal import resources
+from govheal.client import Alertmanager, Prometheus, ServerError, new_session
+from govheal.net import LOOPBACK, free_port, http_ok
+from govheal.procs import child_env
 from govheal.supervise import Child, Supervisor
 
-REPO = Path(__file__).resolve().parent.parent
-PROMETHEUS_DIR = REPO / "prometheus"
-ALERTMANAGER_FILE = REPO / "alertmanager" / "alertmanager.yml"
-
-# profile name → committed Prometheus config (docs/alerting.md explains the trade-off).
-PROFILES: dict[str, Path] = {
-    "single-host": PROMETHEUS_DIR / "prometheus.yml",
-    "fleet": PROMETHEUS_DIR / "prometheus.fleet.yml",
-}
+PROFILES = tuple(resources.PROFILE_FILES)  # "single-host", "fleet" (docs/alerting.md)
 
 EXPORTER_JOB = "govheal-exporter"
 RECEIVER_JOB = "govheal-receiver"
@@ -37,9 +42,13 @@ class Endpoints:
     """HOST:PORT of each component of one running chain (receiver None when it is not started)."""
 
     exporter: str
-    alertmanager: str
+    alertmanagers: tuple[str, ...]
     prometheus: str
     receiver: str | None = None
+
+    @property
+    def alertmanager(self) -> str:
+        return self.alertmanagers[0]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -49,12 +58,15 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+# -- rendering ----------------------------------------------------------------------------------------
+
+
 def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-host",
-                      rules_dir: Path = PROMETHEUS_DIR / "rules") -> str:
-    """The committed profile with this chain's targets, Alertmanager and absolute rule paths."""
-    data = _load(PROFILES[profile])
-    data["rule_files"] = [str(rules_dir / "*.yml")]
-    data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [endpoints.alertmanager]}]}]}
+                      rules_dir: Path | None = None) -> str:
+    """The committed profile with this chain's targets, every Alertmanager, and absolute rule paths."""
+    data = _load(resources.prometheus_profile(profile))
+    data["rule_files"] = [str((rules_dir or resources.prometheus_rules_dir()) / "*.yml")]
+    data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(endpoints.alertmanagers)}]}]}
     targets = {EXPORTER_JOB: endpoints.exporter, RECEIVER_JOB: endpoints.receiver}
     jobs = []
     for job in data.get("scrape_configs", []):
@@ -68,9 +80,9 @@ def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-ho
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def render_alertmanager(receiver_url: str, token_file: Path, source: Path = ALERTMANAGER_FILE) -> str:
+def render_alertmanager(receiver_url: str, token_file: Path, source: Path | None = None) -> str:
     """The committed routes with every webhook pointed at ``receiver_url`` (path kept) and the token file."""
-    data = _load(source)
+    data = _load(source or resources.alertmanager_file())
     base = urlsplit(receiver_url)
     receivers = []
     for receiver in data.get("receivers", []):
@@ -85,6 +97,8 @@ def render_alertmanager(receiver_url: str, token_file: Path, source: Path = ALER
     return yaml.safe_dump(data, sort_keys=False)
 
 
+# -- argv ---------------------------------------------------------------------------------------------
+
 # Prometheus re-sends firing alerts every resend-delay (default 1m). Alerts fired before the
 # Alertmanager is discovered are dropped until then, and the Watchdog would be late by a minute;
 # 5 s costs a few tiny POSTs. Alertmanager then expires an alert 4 x 5 s = 20 s after Prometheus
@@ -98,42 +112,120 @@ def prometheus_argv(binary: str, config_file: Path, data_dir: Path, listen: str)
             f"--rules.alert.resend-delay={RESEND_DELAY}", "--log.level=warn"]
 
 
-def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: str) -> list[str]:
-    # --cluster.listen-address= : a lone local instance, no gossip on 0.0.0.0:9094 (ecosystem-facts §2.2).
-    return [binary, f"--config.file={config_file}", f"--storage.path={data_dir}",
-            f"--web.listen-address={listen}", "--cluster.listen-address=", "--log.level=warn"]
+@dataclass(frozen=True)
+class Gossip:
+    """Cluster timings (Alertmanager 0.25 flags and defaults; ecosystem-facts.md §2.2)."""
+
+    interval: str = "200ms"   # --cluster.gossip-interval
+    pushpull: str = "1m"      # --cluster.pushpull-interval (also the default settle timeout)
+
+
+# Tests and benchmarks: a silence reaches the peers well within a second, a joiner settles in ~1 s.
+FAST_GOSSIP = Gossip(interval="50ms", pushpull="1s")
+
+
+def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: str, cluster: str | None = None,
+                      peers: tuple[str, ...] = (), gossip: Gossip = Gossip()) -> list[str]:
+    argv = [binary, f"--config.file={config_file}", f"--storage.path={data_dir}", f"--web.listen-address={listen}"]
+    if cluster is None:
+        # a lone local instance: no gossip on 0.0.0.0:9094 (ecosystem-facts §2.2)
+        argv.append("--cluster.listen-address=")
+    else:
+        argv += [f"--cluster.listen-address={cluster}", *(f"--cluster.peer={p}" for p in peers),
+                 f"--cluster.gossip-interval={gossip.interval}", f"--cluster.pushpull-interval={gossip.pushpull}",
+                 f"--cluster.settle-timeout={gossip.pushpull}"]
+    return [*argv, "--log.level=warn"]
+
+
+# -- children -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertmanagerMember:
+    """One Alertmanager of a plan: its name in ``govheal up``'s output, API and gossip addresses, dirs."""
+
+    name: str
+    listen: str
+    data_dir: Path
+    log: Path
+    cluster: str | None = None
+    peers: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+
+def plan_alertmanagers(run_dir: Path, count: int = 1, host: str = LOOPBACK) -> list[AlertmanagerMember]:
+    """Free loopback ports and dirs for ``count`` Alertmanagers: one alone, or a cluster peering with each other."""
+    if count < 1:
+        raise ValueError("start at least one Alertmanager")
+    logs = run_dir / "logs"
+    if count == 1:
+        return [AlertmanagerMember("alertmanager", f"{host}:{free_port(host)}", run_dir / "alertmanager-data",
+                                   logs / "alertmanager.log")]
+    gossip = [f"{host}:{free_port(host)}" for _ in range(count)]
+    return [AlertmanagerMember(f"alertmanager-{i}", f"{host}:{free_port(host)}", run_dir / f"alertmanager-{i}-data",
+                               logs / f"alertmanager-{i}.log", cluster=gossip[i - 1],
+                               peers=tuple(g for g in gossip if g != gossip[i - 1]))
+            for i in range(1, count + 1)]
+
+
+def alertmanager_children(binary: str, config_file: Path, members: list[AlertmanagerMember],
+                          session: requests.Session, gossip: Gossip = Gossip()) -> list[Child]:
+    """One supervised child per member: ready on ``/-/ready``, healthy while ``/-/healthy`` answers."""
+    children = []
+    for m in members:
+        api = Alertmanager(m.url, session)
+        children.append(Child(
+            name=m.name, log=m.log, url=m.url, health=api.healthy, ready=api.ready,
+            argv=alertmanager_argv(binary, config_file, m.data_dir, m.listen, m.cluster, m.peers, gossip)))
+    return children
+
+
+def prometheus_child(binary: str, config_file: Path, run_dir: Path, listen: str, session: requests.Session,
+                     expect_alertmanagers: int = 1) -> Child:
+    """Ready once it has discovered every Alertmanager (until then a fired alert is dropped, not sent)."""
+    api = Prometheus(f"http://{listen}", session)
+
+    def ready() -> bool:
+        try:
+            return api.ready() and len(api.active_alertmanagers()) >= expect_alertmanagers
+        except ServerError:
+            return False
+    return Child(name="prometheus", log=run_dir / "logs" / "prometheus.log", url=api.url, ready=ready,
+                 health=api.healthy, ready_timeout=60,
+                 argv=prometheus_argv(binary, config_file, run_dir / "prometheus-data", listen))
 
 
 def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: Path, receiver_url: str,
-                token_file: Path, profile: str = "single-host") -> Endpoints:
-    """Start exporter, Alertmanager and Prometheus for ``config_file`` on free loopback ports, alerts
+                token_file: Path, profile: str = "single-host", alertmanagers: int = 1,
+                gossip: Gossip = FAST_GOSSIP, session: requests.Session | None = None) -> Endpoints:
+    """Start exporter, Alertmanager(s) and Prometheus for ``config_file`` on free loopback ports, alerts
     going to ``receiver_url`` (the govheal receiver, or a test sink). Used by tests and benchmarks."""
-    from govheal.stack import child_env, free_port, http_ok, prometheus_ready
     from govheal.tools import require
 
-    ports = {name: f"127.0.0.1:{free_port()}" for name in ("exporter", "alertmanager", "prometheus")}
-    endpoints = Endpoints(exporter=ports["exporter"], alertmanager=ports["alertmanager"],
-                          prometheus=ports["prometheus"])
-    logs = run_dir / "logs"
-    exporter_url = f"http://{endpoints.exporter}"
+    session = session or new_session()
+    exporter = f"{LOOPBACK}:{free_port()}"
     supervisor.start(Child(
-        "exporter", [sys.executable, "-m", "govheal", "exporter", "--config", str(config_file),
-                     "--listen", endpoints.exporter],
-        logs / "exporter.log", ready=lambda: http_ok(exporter_url + "/healthz"), env=child_env()))
+        "exporter", [sys.executable, "-m", "govheal", "exporter", "--config", str(config_file), "--listen", exporter],
+        run_dir / "logs" / "exporter.log", ready=lambda: http_ok(f"http://{exporter}/healthz"),
+        health=lambda: http_ok(f"http://{exporter}/healthz"), env=child_env()))
     am_file = run_dir / "alertmanager.yml"
     am_file.write_text(render_alertmanager(receiver_url, token_file))
-    am_url = f"http://{endpoints.alertmanager}"
-    supervisor.start(Child(
-        "alertmanager", alertmanager_argv(require("alertmanager"), am_file, run_dir / "am-data",
-                                          endpoints.alertmanager),
-        logs / "alertmanager.log", ready=lambda: http_ok(am_url + "/-/ready")))
+    members = plan_alertmanagers(run_dir, alertmanagers)
+    for child in alertmanager_children(require("alertmanager"), am_file, members, session, gossip):
+        supervisor.start(child)
+    endpoints = Endpoints(exporter=exporter, alertmanagers=tuple(m.listen for m in members),
+                          prometheus=f"{LOOPBACK}:{free_port()}")
     prom_file = run_dir / "prometheus.yml"
     prom_file.write_text(render_prometheus(endpoints, node, profile))
-    prom_url = f"http://{endpoints.prometheus}"
-    supervisor.start(Child(
-        "prometheus", prometheus_argv(require("prometheus"), prom_file, run_dir / "prom-data", endpoints.prometheus),
-        logs / "prometheus.log", ready=lambda: prometheus_ready(prom_url), ready_timeout=60))
+    supervisor.start(prometheus_child(require("prometheus"), prom_file, run_dir, endpoints.prometheus, session,
+                                      expect_alertmanagers=len(members)))
     return endpoints
+
+
+# -- the shipped files --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -150,12 +242,13 @@ def check_shipped() -> list[ToolCheck]:
 
     from govheal.tools import find
 
+    prom_dir, am_file = resources.prometheus_dir(), resources.alertmanager_file()
     runs: list[tuple[str, str, list[str]]] = [
-        *((f"promtool check config {p.relative_to(REPO)}", "promtool", ["check", "config", str(p)])
-          for p in PROFILES.values()),
+        *((f"promtool check config prometheus/{resources.PROFILE_FILES[p]}", "promtool",
+           ["check", "config", str(resources.prometheus_profile(p))]) for p in PROFILES),
         ("promtool test rules prometheus/tests/*.yml", "promtool",
-         ["test", "rules", *map(str, sorted((PROMETHEUS_DIR / "tests").glob("*.yml")))]),
-        ("amtool check-config alertmanager/alertmanager.yml", "amtool", ["check-config", str(ALERTMANAGER_FILE)]),
+         ["test", "rules", *map(str, resources.prometheus_rule_tests())]),
+        ("amtool check-config alertmanager/alertmanager.yml", "amtool", ["check-config", str(am_file)]),
     ]
     results = []
     for what, tool, args in runs:
@@ -164,7 +257,7 @@ def check_shipped() -> list[ToolCheck]:
             results.append(ToolCheck(what, None, f"{tool} not installed"))
             continue
         try:
-            done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+            done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, cwd=prom_dir)
         except subprocess.TimeoutExpired:
             results.append(ToolCheck(what, False, "timed out after 120s"))
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,3 +40,14 @@ def env_without_secrets(environ: Mapping[str, str] | None = None) -> dict[str, s
     """
     source = os.environ if environ is None else environ
     return {k: v for k, v in source.items() if not SECRET_ENV.search(k)}
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, secrets: bool = False) -> dict[str, str]:
+    """Our environment with this interpreter's bin dir first, so `govheal ...` argv resolve to this install.
+
+    Secrets in it (tokens, webhook URLs, chat ids) go only to the child that needs them: the receiver.
+    """
+    env = dict(os.environ) if secrets else env_without_secrets()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra or {})
+    return env

@@ -5,16 +5,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
-import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -22,14 +19,14 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from govheal import chain, tools
+from govheal import chain, endpoints, tools
+from govheal.client import new_session
 from govheal.config import Agent, CommandRestart, Config
 from govheal.errors import GovhealError
-from govheal.procs import env_without_secrets, pid_running, read_pidfile
+from govheal.net import LOOPBACK, free_port, http_ok, port_is_free
+from govheal.procs import child_env, pid_running, read_pidfile
 from govheal.supervise import Child, Supervisor
 from govheal.types import display_url, split_listen
-
-LOOPBACK = "127.0.0.1"
 
 
 class PortTaken(GovhealError):
@@ -40,43 +37,6 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived while starting: start nothing more, announce nothing."""
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Nothing listens on it. SO_REUSEADDR as the servers use it: connections of a just-stopped run
-    linger in TIME_WAIT for a minute, and must not read as "taken by another program"."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
-            return 200 <= resp.status < 300
-    except (OSError, ValueError):
-        return False
-
-
-def prometheus_ready(base: str) -> bool:
-    """Ready, and it has discovered its Alertmanager (until then a fired alert is dropped, not sent)."""
-    if not http_ok(base + "/-/ready"):
-        return False
-    try:
-        with urllib.request.urlopen(base + "/api/v1/alertmanagers", timeout=1.0) as resp:  # noqa: S310
-            return bool(json.load(resp)["data"]["activeAlertmanagers"])
-    except (OSError, ValueError, KeyError):
-        return False
-
-
 def ensure_token(path: Path) -> Path:
     """Create the webhook bearer token (0600) if missing; never print it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,17 +45,6 @@ def ensure_token(path: Path) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32) + "\n")
     return path
-
-
-def child_env(extra: dict[str, str] | None = None, *, secrets: bool = False) -> dict[str, str]:
-    """Our environment with this interpreter's bin dir first, so `govheal ...` argv resolve to this install.
-
-    Secrets in it (tokens, webhook URLs, chat ids) go only to the child that needs them: the receiver.
-    """
-    env = dict(os.environ) if secrets else env_without_secrets()
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(extra or {})
-    return env
 
 
 class Up:
@@ -109,6 +58,7 @@ class Up:
         self.stop_event = stop_event or threading.Event()
         self.run_dir = config.state_path.parent / "up"
         self.supervisor = Supervisor(out=self.say, stop_event=self.stop_event)
+        self.session = new_session()  # the one HTTP session for Prometheus/Alertmanager (govheal/client.py)
         self.started_at = time.time()
 
     def say(self, line: str) -> None:
@@ -198,7 +148,8 @@ class Up:
             argv[4:4] = ["--config", str(self.config.source)]
         base = f"http://{listen}"
         return Child(name=name, argv=argv, log=self.run_dir / "logs" / f"{command}.log",
-                     ready=lambda: http_ok(base + ready_path), url=base + url_path,
+                     ready=lambda: http_ok(base + ready_path), health=lambda: http_ok(base + ready_path),
+                     url=base + url_path,
                      cwd=self.config.source.parent if self.config.source else None, env=child_env(env, secrets=secrets))
 
     # -- the run ------------------------------------------------------------------------------------
@@ -231,6 +182,8 @@ class Up:
                 self.say("govheal up: stopped")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            endpoints.forget(self.config, os.getpid())
+            self.session.close()
             lock.close()
         return 0
 
@@ -285,29 +238,28 @@ class Up:
             token = ensure_token(self.run_dir / "secrets" / "webhook_token")
             self.say("  receiver       not built yet (webhook_receiver.cli); alerts stay in Alertmanager")
 
-        endpoints = chain.Endpoints(exporter=exporter, receiver=receiver,
-                                    alertmanager=f"{LOOPBACK}:{free_port()}", prometheus=f"{LOOPBACK}:{free_port()}")
+        members = chain.plan_alertmanagers(self.run_dir)
+        planned = chain.Endpoints(exporter=exporter, receiver=receiver, alertmanagers=tuple(m.listen for m in members),
+                                  prometheus=f"{LOOPBACK}:{free_port()}")
         am_file = self.run_dir / "alertmanager.yml"
         am_file.write_text(chain.render_alertmanager(f"http://{receiver or cfg.listen.receiver}", token))
         prom_file = self.run_dir / "prometheus.yml"
-        prom_file.write_text(chain.render_prometheus(endpoints, cfg.node, self.profile))
+        prom_file.write_text(chain.render_prometheus(planned, cfg.node, self.profile))
         logs = self.run_dir / "logs"
 
-        am_url = f"http://{endpoints.alertmanager}"
-        self._start(Child(
-            name="alertmanager", log=logs / "alertmanager.log", url=am_url,
-            argv=chain.alertmanager_argv(alertmanager_bin, am_file, self.run_dir / "alertmanager-data",
-                                         endpoints.alertmanager),
-            ready=lambda: http_ok(am_url + "/-/ready")))
-        prom_url = f"http://{endpoints.prometheus}"
+        for child in chain.alertmanager_children(alertmanager_bin, am_file, members, self.session):
+            self._start(child)
+        prometheus = chain.prometheus_child(prometheus_bin, prom_file, self.run_dir, planned.prometheus, self.session,
+                                            expect_alertmanagers=len(members))
         self.say("  prometheus     starting  (ready once it has discovered Alertmanager: a few seconds)")
-        self._start(Child(
-            name="prometheus", log=logs / "prometheus.log", url=prom_url,
-            argv=chain.prometheus_argv(prometheus_bin, prom_file, self.run_dir / "prometheus-data",
-                                       endpoints.prometheus),
-            ready=lambda: prometheus_ready(prom_url), ready_timeout=60))
+        self._start(prometheus)
 
-        urls = [f"prometheus={prom_url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
+        am_url = members[0].url
+        endpoints.record(cfg, endpoints.RecordedStack(
+            pid=os.getpid(), prometheus=prometheus.url, alertmanagers=[m.url for m in members],
+            exporter=f"http://{exporter}", receiver=f"http://{receiver}" if receiver else None,
+            started_at=self.started_at))
+        urls = [f"prometheus={prometheus.url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
         if receiver:
             urls.append(f"receiver=http://{receiver}/metrics")
         self.say("govheal up: ready: " + " ".join(urls))

@@ -3,6 +3,11 @@
 Each child runs in its own session (so a Ctrl-C in the terminal reaches only ``govheal up``, which then
 stops the children in order) with its output in a log file. A supervised child that dies is restarted
 with backoff; an unsupervised one (a fleet agent: healing it is the remediator's job) is only reported.
+
+A supervised child with a ``health`` check (Prometheus and Alertmanager ``/-/healthy``, the exporter's and
+receiver's ``/healthz``) is also restarted when it is alive but stops answering: ``unhealthy_after``
+failed checks in a row (one every ``health_interval``, each bounded by the check's own timeout) and it is
+killed (a frozen process cannot stop gracefully) and restarted like a dead one.
 """
 
 from __future__ import annotations
@@ -39,11 +44,15 @@ class Child:
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
     extra_stop: Callable[[], None] | None = None  # e.g. an agent the remediator restarted under a new pid
+    health: Callable[[], bool] | None = None  # answers while running; bounded by its own timeout
     proc: subprocess.Popen | None = None
     restarts: int = 0
     next_restart: float = 0.0
     reported_exit: bool = False
     started_at: float = field(default=0.0)
+    failed_checks: int = 0
+    next_health: float = 0.0
+    answered: bool = False  # passed a health check (or its start) since it was spawned
 
     @property
     def pid(self) -> int | None:
@@ -57,11 +66,14 @@ class Supervisor:
     """Owns the children of one ``govheal up``; ``stop_event`` ends every wait early."""
 
     def __init__(self, out: Printer = print, clock: Callable[[], float] = time.monotonic,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None, *, health_interval: float = 1.0,
+                 unhealthy_after: int = 3) -> None:
         self.children: list[Child] = []
         self.out = out
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.health_interval = health_interval
+        self.unhealthy_after = unhealthy_after
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -73,6 +85,9 @@ class Supervisor:
                                           start_new_session=True)
         child.started_at = self.clock()
         child.reported_exit = False
+        child.failed_checks = 0
+        child.answered = False
+        child.next_health = child.started_at + self.health_interval
 
     def start(self, child: Child) -> None:
         """Spawn ``child`` and wait until it is ready; StartFailed (with its log tail) otherwise."""
@@ -85,6 +100,7 @@ class Supervisor:
                 raise StartFailed(f"{child.name} exited with code {code} while starting; "
                                   f"log {child.log}:\n{tail(child.log)}")
             if _safe(child.ready):
+                child.answered = True
                 took = self.clock() - child.started_at
                 self.out(f"  {child.name:<14} ready     {child.url or ''}  ({took:.1f}s, pid {child.pid})")
                 return
@@ -96,10 +112,11 @@ class Supervisor:
     # -- supervise --------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """One supervision pass: restart dead supervised children (with backoff), report the others."""
+        """One supervision pass: restart dead or unresponsive supervised children (with backoff), report
+        the others."""
         now = self.clock()
         for child in self.children:
-            if child.alive():
+            if child.alive() and not self._unresponsive(child, now):
                 if child.supervised and child.restarts and now - child.started_at > 60:
                     child.restarts = 0  # stable for a minute: forget the backoff
                 continue
@@ -120,6 +137,27 @@ class Supervisor:
                 self.spawn(child)
                 self.out(f"  {child.name:<14} restarted (pid {child.pid})")
 
+    def _unresponsive(self, child: Child, now: float) -> bool:
+        """Run the child's health check when due; after ``unhealthy_after`` failures in a row kill it (its
+        restart then follows the dead-child path) and return True."""
+        if not child.supervised or child.health is None or now < child.next_health:
+            return False
+        child.next_health = now + self.health_interval
+        if _safe(child.health):
+            child.failed_checks, child.answered = 0, True
+            return False
+        if not child.answered and now - child.started_at < child.ready_timeout:
+            return False  # (re)starting: not answering yet is not a hang
+        child.failed_checks += 1
+        if child.failed_checks < self.unhealthy_after:
+            return False
+        delay = min(30.0, 2.0 ** child.restarts)
+        self.out(f"  {child.name:<14} not answering its health check ({child.failed_checks} in a row); killed it, "
+                 f"restarting in {delay:.0f}s (log {child.log})")
+        kill_child(child)
+        child.reported_exit, child.next_restart = True, now + delay
+        return True
+
     def run_until_stopped(self, interval: float = 0.5) -> None:
         while not self.stop_event.wait(interval):
             self.check()
@@ -133,11 +171,21 @@ class Supervisor:
         self.children.clear()
 
 
+def kill_child(child: Child) -> None:
+    """SIGKILL the child's process group at once and reap it (a hung child cannot stop gracefully)."""
+    proc = child.proc
+    if proc is not None:
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
 def stop_child(child: Child) -> None:
     """SIGTERM the child's process group, wait ``stop_timeout``, then SIGKILL it; reap it."""
     proc = child.proc
     if proc is not None and proc.poll() is None:
         _signal_group(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGCONT)  # a stopped (SIGSTOP) child handles the SIGTERM only once resumed
         try:
             proc.wait(timeout=child.stop_timeout)
         except subprocess.TimeoutExpired:

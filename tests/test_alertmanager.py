@@ -3,7 +3,6 @@ and a real Alertmanager delivers and inhibits as the config says."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -12,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from govheal import chain
+from govheal import chain, resources
+from govheal.client import Alertmanager, PostableAlert, new_session
 from govheal.supervise import Child, Supervisor
-from govheal.testing.support import free_port, http_get, http_post, wait_until
+from govheal.testing.support import free_port, wait_until
 from govheal.testing.webhook_sink import WebhookSink
 from tests.conftest import require_binary
 
-AM_FILE = chain.ALERTMANAGER_FILE
+AM_FILE = resources.alertmanager_file()
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess:
@@ -89,12 +89,11 @@ def test_remediation_route_is_tuned_for_healing():
 # --- a real Alertmanager -------------------------------------------------------------------------
 
 
-def _alert(name: str, agent: str, severity: str, remediation: str, **extra: str) -> dict:
+def _alert(name: str, agent: str, severity: str, remediation: str, **extra: str) -> PostableAlert:
     now = datetime.now(UTC)
-    return {"labels": {"alertname": name, "agent": agent, "node": "n1", "severity": severity,
-                       "remediation": remediation, **extra},
-            "annotations": {"summary": f"{name} {agent}"},
-            "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+    return PostableAlert(labels={"alertname": name, "agent": agent, "node": "n1", "severity": severity,
+                                 "remediation": remediation, **extra},
+                         annotations={"summary": f"{name} {agent}"}, starts_at=now, ends_at=now + timedelta(minutes=5))
 
 
 @pytest.mark.live
@@ -105,16 +104,15 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_p
         cfg = tmp_path / "am.yml"
         cfg.write_text(chain.render_alertmanager(sink.url, token))
         listen = f"127.0.0.1:{free_port()}"
-        base = f"http://{listen}"
+        am = Alertmanager(f"http://{listen}", new_session())
         sup = Supervisor(out=lambda line: None)
         try:
             sup.start(Child("alertmanager", chain.alertmanager_argv(
                 require_binary("prometheus-alertmanager", "alertmanager"), cfg, tmp_path / "data", listen),
-                tmp_path / "am.log", ready=lambda: http_get(base + "/-/ready")[0] == 200))
-            def post(*alerts: dict) -> None:
-                status, body = http_post(base + "/api/v2/alerts", json.dumps(list(alerts)).encode(),
-                                         headers={"Content-Type": "application/json"})
-                assert status == 200, body
+                tmp_path / "am.log", ready=am.ready))
+
+            def post(*alerts: PostableAlert) -> None:
+                am.post_alerts(alerts)
 
             post(_alert("AgentDown", "A", "critical", "restart"))
             got = sink.wait_for(lambda d: bool(d.alerts("AgentDown")), timeout=20)
@@ -129,8 +127,7 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_p
             time.sleep(2)  # group_interval 1s: anything else would have arrived by now
             inhibited = [a for d in sink.deliveries for a in d.alerts("AgentUnhealthy") if a["labels"]["agent"] == "A"]
             assert inhibited == [], "AgentDown must inhibit AgentUnhealthy of the same agent"
-            _status, body = http_get(base + "/api/v2/alerts?filter=alertname%3D%22AgentUnhealthy%22")
-            states = {a["labels"]["agent"]: a["status"]["inhibitedBy"] for a in json.loads(body)}
+            states = {a.labels["agent"]: a.inhibited_by for a in am.alerts(['alertname="AgentUnhealthy"'])}
             assert states["A"] and not states["B"]
 
             # A node-wide outage (its exporter is down) silences that node's agent alerts, not others';
@@ -144,9 +141,8 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_p
                  _alert("AgentFlapping", "C", "warning", "none"), _alert("AgentFlapping", "D", "warning", "none"))
 
             def inhibited_by_key() -> dict[tuple[str, str], bool]:
-                alerts = json.loads(http_get(base + "/api/v2/alerts")[1])
-                return {(a["labels"]["alertname"], a["labels"].get("agent", "")): bool(a["status"]["inhibitedBy"])
-                        for a in alerts if a["status"]["state"] != "unprocessed"}
+                return {(a.labels["alertname"], a.labels.get("agent", "")): bool(a.inhibited_by)
+                        for a in am.alerts() if a.state != "unprocessed"}
 
             want = {("AgentDown", "X"): True, ("AgentDown", "Y"): False,
                     ("AgentFlapping", "C"): True, ("AgentFlapping", "D"): False}

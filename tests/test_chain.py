@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from govheal import resources
 from govheal.chain import start_chain
+from govheal.client import Prometheus, new_session
 from govheal.config import parse_config
 from govheal.supervise import Supervisor
 from govheal.testing.support import demo_config_text, demo_fleet, wait_until
@@ -20,7 +22,6 @@ from govheal.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 30  # generous: 2 shared cores; the benchmark measures latency, this only checks arrival
 
 
@@ -114,7 +115,7 @@ SCRAPE_BUILTINS = {"up"}
 
 def rule_metrics() -> set[str]:
     names = set()
-    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+    for path in resources.prometheus_rules_dir().glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 expr = re.sub(r'"[^"]*"', '""', rule["expr"])  # drop label values
@@ -151,12 +152,9 @@ def test_every_metric_named_in_a_rule_is_emitted(chain):
 
 
 def test_prometheus_scrapes_the_exporter_with_the_node_label(chain):
-    import json
-
-    url = f"http://{chain.endpoints.prometheus}/api/v1/query?query=up%7Bjob%3D%22govheal-exporter%22%7D"
+    prom = Prometheus(f"http://{chain.endpoints.prometheus}", new_session())
 
     def scraped():
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            result = json.load(resp)["data"]["result"]
-        return result and result[0]["value"][1] == "1" and result[0]["metric"]["node"] == "chain-node"
+        result = prom.query('up{job="govheal-exporter"}')
+        return result and result[0].value == 1 and result[0].labels["node"] == "chain-node"
     wait_until(scraped, timeout=TIMEOUT, what="up{job=govheal-exporter} == 1 with node label")

@@ -8,15 +8,15 @@ import sys
 import pytest
 import yaml
 
-from govheal import chain
+from govheal import chain, resources
 from govheal.supervise import Child, StartFailed, Supervisor
 from tests.conftest import require_binary
 
-ENDPOINTS = chain.Endpoints(exporter="127.0.0.1:1001", alertmanager="127.0.0.1:1002",
+ENDPOINTS = chain.Endpoints(exporter="127.0.0.1:1001", alertmanagers=("127.0.0.1:1002", "127.0.0.1:1005"),
                             prometheus="127.0.0.1:1003", receiver="127.0.0.1:1004")
 
 
-@pytest.mark.parametrize("profile", sorted(chain.PROFILES))
+@pytest.mark.parametrize("profile", chain.PROFILES)
 def test_rendered_prometheus_config_passes_promtool_and_points_at_this_chain(tmp_path, profile):
     path = tmp_path / "prometheus.yml"
     path.write_text(chain.render_prometheus(ENDPOINTS, "node-x", profile))
@@ -27,20 +27,22 @@ def test_rendered_prometheus_config_passes_promtool_and_points_at_this_chain(tmp
     jobs = {j["job_name"]: j["static_configs"] for j in data["scrape_configs"]}
     assert jobs["govheal-exporter"] == [{"targets": ["127.0.0.1:1001"], "labels": {"node": "node-x"}}]
     assert jobs["govheal-receiver"] == [{"targets": ["127.0.0.1:1004"], "labels": {"node": "node-x"}}]
-    assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1002"]
-    assert data["rule_files"] == [str(chain.PROMETHEUS_DIR / "rules" / "*.yml")]
-    committed = yaml.safe_load(chain.PROFILES[profile].read_text())
+    # every Alertmanager of the cluster: Prometheus must send to each (Alertmanager does not gossip alerts)
+    assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1002", "127.0.0.1:1005"]
+    assert data["rule_files"] == [str(resources.prometheus_rules_dir() / "*.yml")]
+    committed = yaml.safe_load(resources.prometheus_profile(profile).read_text())
     assert data["global"] == committed["global"], "intervals come from the committed profile"
 
 
 def test_without_a_receiver_its_scrape_job_is_left_out():
-    endpoints = chain.Endpoints(exporter="127.0.0.1:1001", alertmanager="127.0.0.1:1002", prometheus="127.0.0.1:1003")
+    endpoints = chain.Endpoints(exporter="127.0.0.1:1001", alertmanagers=("127.0.0.1:1002",),
+                                prometheus="127.0.0.1:1003")
     data = yaml.safe_load(chain.render_prometheus(endpoints, "n"))
     assert [j["job_name"] for j in data["scrape_configs"]] == ["govheal-exporter"]
 
 
 def test_profiles_differ_only_in_intervals():
-    single, fleet = (yaml.safe_load(p.read_text()) for p in chain.PROFILES.values())
+    single, fleet = (yaml.safe_load(resources.prometheus_profile(p).read_text()) for p in chain.PROFILES)
     assert single["global"]["scrape_interval"] == "1s" and fleet["global"]["scrape_interval"] == "5s"
     assert {k: v for k, v in single.items() if k != "global"} == {k: v for k, v in fleet.items() if k != "global"}
 
@@ -48,6 +50,7 @@ def test_profiles_differ_only_in_intervals():
 def test_alertmanager_runs_alone_and_prometheus_gets_explicit_paths(tmp_path):
     am = chain.alertmanager_argv("am", tmp_path / "a.yml", tmp_path / "d", "127.0.0.1:5")
     assert "--cluster.listen-address=" in am and "--web.listen-address=127.0.0.1:5" in am
+    assert not [a for a in am if a.startswith("--cluster.peer")]
     prom = chain.prometheus_argv("prom", tmp_path / "p.yml", tmp_path / "d", "127.0.0.1:6")
     assert f"--storage.tsdb.path={tmp_path / 'd'}" in prom and "--web.listen-address=127.0.0.1:6" in prom
 
@@ -63,16 +66,32 @@ def test_a_component_that_dies_while_starting_fails_with_its_log_tail(tmp_path):
 
 def test_committed_files_match_the_demo_fleet_so_they_work_unrendered():
     """prometheus.yml and alertmanager.yml as committed point at examples/govheal.yaml's addresses."""
-    from govheal.config import BUNDLED_EXAMPLE, load_config
+    from govheal.config import load_config
 
-    demo = load_config(BUNDLED_EXAMPLE)
-    for path in chain.PROFILES.values():
+    demo = load_config(resources.example_config())
+    for path in map(resources.prometheus_profile, chain.PROFILES):
         jobs = {j["job_name"]: j["static_configs"][0] for j in yaml.safe_load(path.read_text())["scrape_configs"]}
         assert jobs["govheal-exporter"] == {"targets": [demo.listen.exporter], "labels": {"node": demo.node}}
         assert jobs["govheal-receiver"] == {"targets": [demo.listen.receiver], "labels": {"node": demo.node}}
-    am = yaml.safe_load(chain.ALERTMANAGER_FILE.read_text())
+    am = yaml.safe_load(resources.alertmanager_file().read_text())
     for receiver in am["receivers"]:
         for hook in receiver["webhook_configs"]:
             assert hook["url"].startswith(f"http://{demo.listen.receiver}/")
-            token = (chain.ALERTMANAGER_FILE.parent / hook["http_config"]["authorization"]["credentials_file"])
+            token = (resources.alertmanager_file().parent / hook["http_config"]["authorization"]["credentials_file"])
             assert token.resolve() == demo.path(demo.receiver.token_file).resolve()
+
+
+def test_a_cluster_plan_peers_every_member_with_the_others_on_loopback(tmp_path):
+    members = chain.plan_alertmanagers(tmp_path, 3)
+    assert [m.name for m in members] == ["alertmanager-1", "alertmanager-2", "alertmanager-3"]
+    assert len({m.listen for m in members} | {m.cluster for m in members}) == 6, "every port is its own"
+    assert len({m.data_dir for m in members}) == 3
+    for m in members:
+        assert m.listen.startswith("127.0.0.1:") and m.cluster.startswith("127.0.0.1:")
+        assert set(m.peers) == {o.cluster for o in members} - {m.cluster}
+        argv = chain.alertmanager_argv("am", tmp_path / "a.yml", m.data_dir, m.listen, m.cluster, m.peers)
+        assert f"--cluster.listen-address={m.cluster}" in argv
+        peers = sorted(a.removeprefix("--cluster.peer=") for a in argv if a.startswith("--cluster.peer="))
+        assert peers == sorted(m.peers)
+    (alone,) = chain.plan_alertmanagers(tmp_path, 1)
+    assert alone.name == "alertmanager" and alone.cluster is None and alone.data_dir == tmp_path / "alertmanager-data"

@@ -8,8 +8,7 @@ import sys
 
 import psutil
 
-from govheal.procs import env_without_secrets, pid_running, read_pidfile
-from govheal.stack import child_env
+from govheal.procs import child_env, env_without_secrets, pid_running, read_pidfile
 from govheal.testing.support import wait_until
 
 SECRETS = {"GOVHEAL_WEBHOOK_TOKEN": "t0ken", "GOVHEAL_TELEGRAM_BOT_TOKEN": "123:abc",

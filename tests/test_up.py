@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from govheal import tools
+from govheal import endpoints, tools
+from govheal.client import Alertmanager, Prometheus, new_session
 from govheal.config import parse_config
 from govheal.stack import PortTaken, Up, ensure_token
 from govheal.testing.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
@@ -56,8 +57,16 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
         assert ready.wait(90), "".join(lines)
         urls = dict(re.findall(r"(\w+)=(\S+)", next(line for line in lines if line.startswith("govheal up: ready:"))))
         assert set(urls) >= {"prometheus", "alertmanager", "exporter"}
-        assert http_get(urls["prometheus"] + "/-/ready")[0] == 200
-        assert http_get(urls["alertmanager"] + "/-/ready")[0] == 200
+        session = new_session()
+        assert Prometheus(urls["prometheus"], session).ready() and Alertmanager(urls["alertmanager"], session).ready()
+        # what it started is recorded, and the next command with the same config finds it without flags
+        config = parse_config(cfg.read_text(), source=cfg)
+        found = endpoints.resolve(config)
+        assert (found.prometheus, found.alertmanagers) == (urls["prometheus"], (urls["alertmanager"],))
+        check = subprocess.run([sys.executable, "-m", "govheal", "check", "--config", str(cfg)], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120)
+        assert f"prometheus    {urls['prometheus']}  ready  (govheal up (pid {proc.pid}" in check.stdout, check.stdout
+        assert f"alertmanager  {urls['alertmanager']}  ready" in check.stdout, check.stdout
         status, body = http_get(urls["exporter"])
         assert status == 200 and 'govheal_agent_up{agent="A",node="up-node"} 1.0' in body
         if "receiver" in urls:
@@ -82,6 +91,7 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, "".join(lines)
     assert "govheal up: stopped" in "".join(lines)
+    assert not endpoints.record_path(config).exists(), "the record of a stopped stack is removed"
     left = [c for c in children if is_running(c.pid)]
     assert left == [], f"left running: {[(c.pid, c.name()) for c in left]}"
     assert all(not is_running(a.pid or 0) for a in agents)
@@ -178,7 +188,7 @@ def test_supervisor_restarts_a_dead_component_with_backoff_and_reports_it(tmp_pa
 
 def test_a_port_with_only_time_wait_connections_is_free(tmp_path):
     """`make run` right after Ctrl-C: the probes' closed connections sit in TIME_WAIT on the agents' ports."""
-    from govheal.stack import port_is_free
+    from govheal.net import port_is_free
 
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -58,7 +58,32 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{cfg.source}: {'; '.join(problems)}; point it at a directory this user can write")
     if not args.quiet:
         print(summary(cfg))
+        print("\n".join(["", *stack_lines(cfg)]))
     return check_shipped_configs(quiet=args.quiet)
+
+
+def stack_lines(cfg: Config) -> list[str]:
+    """Where Prometheus and the Alertmanagers are (config keys, else what `govheal up` recorded) and
+    whether they answer; informational, never a failure of the check."""
+    from govheal import endpoints
+    from govheal.client import HEALTH_TIMEOUT, Alertmanager, Prometheus, new_session
+
+    found = endpoints.resolve(cfg)
+    lines = []
+    with new_session() as session:
+        if found.prometheus:
+            ok = Prometheus(found.prometheus, session).ready(HEALTH_TIMEOUT)
+            lines.append(f"prometheus    {display_url(found.prometheus)}  {'ready' if ok else 'NOT ANSWERING'}  "
+                         f"({found.prometheus_from})")
+        else:
+            lines.append("prometheus    none known (set prometheus.url in the config, or start `govheal up`)")
+        for url in found.alertmanagers:
+            ok = Alertmanager(url, session).ready(HEALTH_TIMEOUT)
+            lines.append(f"alertmanager  {display_url(url)}  {'ready' if ok else 'NOT ANSWERING'}  "
+                         f"({found.alertmanagers_from})")
+        if not found.alertmanagers:
+            lines.append("alertmanager  none known (set alertmanager.urls in the config, or start `govheal up`)")
+    return lines
 
 
 # -- integration layer (issue 3): the shipped Prometheus/Alertmanager files, when the tools exist --
