@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from exporter.server import make_app, make_registry, serve
     from govheal.config import load_config
     from govheal.errors import UsageError
+    from govheal.store import db_path
+    from govheal.switches import SwitchReader
     from govheal.types import parse_listen, split_listen
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -34,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--listen: {exc}") from None
     host, port = split_listen(listen)
-    reader = FleetReader(config)
+    switches = SwitchReader(db_path(config.state_path))  # opened on the first scrape
+    reader = FleetReader(config, switches=switches.kinds)
     try:
         server = serve(make_app(make_registry(reader.read)), host, port)
     except OSError as exc:
         reader.close()
+        switches.close()
         raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT (port 0 = any free port)") from None
     bound = server.server_address
@@ -56,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
         reader.close()
+        switches.close()
     print("govheal exporter: stopped", file=sys.stderr, flush=True)
     return 0

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.snapshot import PROBE_REASONS, READ_ERROR_REASONS, AgentSnapshot, Snapshot
+from exporter.snapshot import PROBE_REASONS, READ_ERROR_REASONS, SWITCH_KINDS, AgentSnapshot, Snapshot
 
 AGENT_LABELS = ("agent", "node")
 
@@ -21,8 +21,10 @@ def build(snapshot: Snapshot) -> list[Metric]:
            "for a remote agent, 1 if its health endpoint answers HTTP.", labels=AGENT_LABELS)
     healthy = g("govheal_agent_healthy", "1 if the health check passes; equals govheal_agent_up without a check.",
                 labels=AGENT_LABELS)
-    enabled = g("govheal_agent_enabled", "1 if remediation is enabled for the agent (governance switch).",
-                labels=AGENT_LABELS)
+    enabled = g("govheal_agent_enabled", "1 if remediation is enabled for the agent (no pause or maintenance switch "
+                "in effect).", labels=AGENT_LABELS)
+    switch = g("govheal_agent_switch", "1 for each governance switch kind in effect for the agent, else 0.",
+               labels=[*AGENT_LABELS, "kind"])
     start = g("govheal_agent_start_time_seconds", "Start time of the agent's process since the Unix epoch.",
               labels=AGENT_LABELS, unit="seconds")
     cpu = CounterMetricFamily("govheal_agent_cpu_seconds", "User and system CPU time of the agent's process.",
@@ -39,6 +41,8 @@ def build(snapshot: Snapshot) -> list[Metric]:
                                "still succeeds.", labels=[*AGENT_LABELS, "reason"])
     for a in snapshot.agents:
         _agent(a, info, up, healthy, enabled, start, cpu, rss, pdur, pfail, pstatus, rerr)
+        for kind in SWITCH_KINDS:
+            switch.add_metric([a.name, a.node, kind], 1.0 if kind in a.switches else 0.0)
     meta_ok = g("govheal_exporter_collector_success", "1 if the reading stage finished without an internal error.",
                 labels=["collector"])
     meta_dur = g("govheal_exporter_collector_duration_seconds", "Wall time of the reading stage in this scrape.",
@@ -46,7 +50,7 @@ def build(snapshot: Snapshot) -> list[Metric]:
     for c in snapshot.collectors:
         meta_ok.add_metric([c.name], 1.0 if c.success else 0.0)
         meta_dur.add_metric([c.name], c.duration)
-    return [info, up, healthy, enabled, start, cpu, rss, pdur, pfail, pstatus, rerr, meta_ok, meta_dur]
+    return [info, up, healthy, enabled, switch, start, cpu, rss, pdur, pfail, pstatus, rerr, meta_ok, meta_dur]
 
 
 def _agent(a: AgentSnapshot, info: GaugeMetricFamily, up: GaugeMetricFamily, healthy: GaugeMetricFamily,

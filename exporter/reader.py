@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from exporter.matchers import MATCHERS, Match, Runner, ScanContext, run_command
@@ -18,6 +18,7 @@ from exporter.probe import Prober
 from exporter.process import ProcessTable
 from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
 from govheal.config import Agent, Config
+from govheal.switches import remediation_allowed
 
 log = logging.getLogger("govheal.exporter")
 SUBPROCESS_MATCHERS = frozenset({"launchd", "systemd"})
@@ -25,8 +26,13 @@ LOOKUP_WORKERS = 8  # concurrent launchctl/systemctl calls in one scrape
 
 
 def always_enabled(agent: Agent) -> bool:
-    """The governance switch. Every agent is enabled until the governance issue wires the state store here."""
+    """An extra per-agent veto on remediation (tests); the governance switches come through ``switches=``."""
     return True
+
+
+def no_switches() -> Mapping[str, frozenset[str]]:
+    """No governance switches (tests; `govheal exporter` reads them from the state file: govheal/switches.py)."""
+    return {}
 
 
 class FleetReader:
@@ -34,11 +40,13 @@ class FleetReader:
 
     def __init__(self, config: Config, *, prober: Prober | None = None, runner: Runner = run_command,
                  enabled: Callable[[Agent], bool] = always_enabled,
+                 switches: Callable[[], Mapping[str, frozenset[str]]] = no_switches,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.prober = prober or Prober(config.exporter.probe_workers)
         self.runner = runner
         self.enabled = enabled
+        self.switches = switches
         self.clock = clock
         self.table = ProcessTable()
         self.errors: dict[str, Counter[str]] = {a.name: Counter() for a in config.agents}
@@ -69,13 +77,16 @@ class FleetReader:
             self._log_once("probe", "collecting health probes failed (exporter bug)")
         probe_stage = CollectorResult("probe", probe_ok, self.clock() - t0)
 
+        active = self._read_switches()
         out = []
         for a in agents:
+            kinds = frozenset(active.get(a.name, ()))
             out.append(AgentSnapshot(
                 name=a.name, node=self.config.node_of(a), role=a.role, critical=a.critical,
-                matcher=a.process.kind if a.process else "remote", enabled=self._enabled(a),
+                matcher=a.process.kind if a.process else "remote",
+                enabled=self._enabled(a) and remediation_allowed(kinds),
                 process=processes.get(a.name), probe=probes.get(a.name),
-                read_errors=dict(self.errors[a.name]),
+                read_errors=dict(self.errors[a.name]), switches=kinds,
             ))
         return Snapshot(tuple(out), (process_stage, probe_stage))
 
@@ -109,6 +120,13 @@ class FleetReader:
         except Exception:  # the switch's store unreadable: keep the default (enabled), never fail the scrape
             self._log_once(f"enabled:{agent.name}", f"reading the governance switch of {agent.name} failed")
             return True
+
+    def _read_switches(self) -> Mapping[str, frozenset[str]]:
+        try:
+            return self.switches()
+        except Exception:  # the state file unreadable: every agent reads as enabled, the scrape goes on
+            self._log_once("switches", "reading the governance switches failed; every agent reads as enabled")
+            return {}
 
     def _log_once(self, key: str, message: str) -> None:
         """Log an internal error with its traceback the first time only: scrapes repeat every few seconds."""

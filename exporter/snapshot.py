@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from govheal.switches import KINDS
+
 # Why the last health probe failed; every value is exported (0/1) for every agent with a check.
 PROBE_REASONS = ("timeout", "refused", "bad_status", "body_mismatch", "error")
 # Why a process could not be (fully) read; counted per agent, every value pre-created at 0.
 READ_ERROR_REASONS = ("access_denied", "vanished", "lookup_failed")
+# Governance switch kinds (govheal/switches.py); every kind is exported (0/1) for every agent.
+SWITCH_KINDS: tuple[str, ...] = tuple(k.value for k in KINDS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class AgentSnapshot:
     process: ProcessReading | None = None
     probe: ProbeResult | None = None  # None: no health check configured
     read_errors: dict[str, int] = field(default_factory=dict)  # cumulative, by READ_ERROR_REASONS
+    switches: frozenset[str] = frozenset()  # governance switch kinds in effect (SWITCH_KINDS)
 
     @property
     def remote(self) -> bool:

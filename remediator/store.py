@@ -1,4 +1,7 @@
-"""The remediator's tables (``rem_*``) in the shared SQLite file: incidents, attempts, circuits, switches, leases.
+"""The remediator's tables (``rem_*``) in the shared SQLite file: incidents, attempts, circuits, leases.
+
+Governance switches are the base's (govheal/switches.py, table ``gov_switches``): :meth:`Store.switches`
+reads them as the remediator's view (paused / disabled); ``rem_switches`` from the first schema is unused.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (:class:`govheal.store.tx`), so two processes on one
 host serialise. WAL checkpoints (which fsync) run in a background thread on their own connection instead
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from govheal.procs import pid_running
 from govheal.store import connect, migrate, tx
+from govheal.switches import STOPS_REMEDIATION, Switch, SwitchKind, SwitchStore
 from remediator.policy import CircuitState
 
 SCHEMA = [
@@ -55,7 +59,7 @@ CLOSED = "closed"
 
 @dataclass(frozen=True)
 class Switches:
-    """Governance switches for one agent (the writer comes with the governance issue)."""
+    """The remediator's view of one agent's governance switches: pause → paused, maintenance → disabled."""
 
     paused: bool = False
     disabled: bool = False
@@ -84,6 +88,7 @@ class Store:
         with self.lock:
             migrate(self.conn, "remediator", SCHEMA)
             self.conn.execute("PRAGMA wal_autocheckpoint=0")  # this connection's commits never checkpoint
+        self.governance = SwitchStore(self.conn, lock=self.lock)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=_checkpoint_loop, args=(path, self._stop),
                                               name="rem-wal-checkpoint", daemon=True)
@@ -98,21 +103,25 @@ class Store:
 
     # -- switches -----------------------------------------------------------------------------------
     def switches(self, agent: str, now: float | None = None) -> Switches:
-        """Paused/disabled for ``agent`` (the one read the governance writer must keep); expired reads as off."""
+        """Paused/disabled for ``agent`` from the base switches in effect at ``now``; expired reads as off."""
         now = time.time() if now is None else now
-        with self.lock:
-            row = self.conn.execute("SELECT * FROM rem_switches WHERE agent = ?", (agent,)).fetchone()
-        if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        effect = {s.kind: s for s in reversed(self.governance.in_effect(agent, now))}  # the oldest of a kind rules
+        rule = effect.get(SwitchKind.MAINTENANCE) or effect.get(SwitchKind.PAUSE)
+        if rule is None:
             return Switches()
-        return Switches(bool(row["paused"]), bool(row["disabled"]), row["owner"], row["reason"], row["expires_at"])
+        return Switches(SwitchKind.PAUSE in effect, SwitchKind.MAINTENANCE in effect, rule.owner, rule.reason,
+                        rule.expiry)
 
     def set_switches(self, agent: str, sw: Switches) -> None:
-        with self.lock, tx(self.conn):
-            self.conn.execute(
-                "INSERT INTO rem_switches (agent, paused, disabled, owner, reason, expires_at) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(agent) DO UPDATE SET paused=excluded.paused, disabled=excluded.disabled, "
-                "owner=excluded.owner, reason=excluded.reason, expires_at=excluded.expires_at",
-                (agent, int(sw.paused), int(sw.disabled), sw.owner, sw.reason, sw.expires_at))
+        """Tests: replace the agent's pause/maintenance switches (the governance writer uses govheal.switches)."""
+        with self.lock:
+            for old in self.governance.all(agent):
+                if old.kind in STOPS_REMEDIATION and old.id is not None:
+                    self.governance.remove(old.id)
+            for on, kind in ((sw.paused, SwitchKind.PAUSE), (sw.disabled, SwitchKind.MAINTENANCE)):
+                if on:
+                    self.governance.add(Switch(agent=agent, kind=kind, owner=sw.owner or "unknown",
+                                               reason=sw.reason or "-", start=0.0, expiry=sw.expires_at))
 
     # -- circuits -----------------------------------------------------------------------------------
     def circuit(self, agent: str) -> CircuitState:

@@ -25,14 +25,14 @@ def fixed_snapshot() -> Snapshot:
     return Snapshot(
         agents=(
             AgentSnapshot("GG", "demo-node", "orchestrator", True, "pidfile", True, running,
-                          ProbeResult(0.0042, None, 200)),
+                          ProbeResult(0.0042, None, 200), switches=frozenset({"mute"})),
             AgentSnapshot("Mary", "demo-node", "research-assistant", False, "cmdline", True,
                           ProcessReading(4300, running=True, start_time=1_790_000_100.0, cpu_seconds=1.0,
                                          rss_bytes=1024),
                           ProbeResult(0.5, "timeout", None)),
             AgentSnapshot("CLS", "demo-node", "ops-cycle", True, "pidfile", False,
                           ProcessReading(0, running=False), ProbeResult(0.0003, "refused", None),
-                          read_errors={"vanished": 2}),
+                          read_errors={"vanished": 2}, switches=frozenset({"maintenance"})),
             AgentSnapshot("Paula", "demo-node", "planner", False, "launchd", True,
                           ProcessReading(4400, running=True, start_time=1_790_000_200.0), None,
                           read_errors={"access_denied": 7}),
