@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from govheal.chain import alertmanager_argv
+from govheal.client import Alertmanager, PostableAlert, new_session
 from govheal.store import db_path
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.fake_telegram import FakeTelegram
@@ -178,23 +180,20 @@ receivers:
           authorization: {{type: Bearer, credentials_file: '{token_file}'}}
 """)
     with open(tmp / "am.log", "ab") as log:
-        am = subprocess.Popen([am_bin, f"--config.file={tmp / 'am.yml'}", f"--storage.path={tmp / 'am-data'}",
-                               f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+        am = subprocess.Popen(alertmanager_argv(am_bin, tmp / "am.yml", tmp / "am-data", f"127.0.0.1:{am_port}"),
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        am_url = f"http://127.0.0.1:{am_port}"
-        wait_until(lambda: http_get(f"{am_url}/-/ready", 1)[0] == 200, 30, what="Alertmanager ready")
+        api = Alertmanager(f"http://127.0.0.1:{am_port}", new_session())
+        wait_until(api.ready, 30, what="Alertmanager ready")
         old = crash(b)
         labels = {"alertname": "AgentDown", "agent": "B", "severity": "critical", "remediation": "restart"}
-        post = json.dumps([{"labels": labels, "annotations": {"summary": "Agent B is down"}}]).encode()
-        assert http_post(f"{am_url}/api/v2/alerts", post, headers={"Content-Type": "application/json"})[0] == 200
+        api.post_alerts([PostableAlert(labels=labels, annotations={"summary": "Agent B is down"})])
         wait_until(lambda: b.pid not in (None, old) and http_get(b.health_url, 1)[0] == 200, 40,
                    what="B restarted after Alertmanager's webhook")
         for fake in (discord, telegram):
             wait_until(lambda fake=fake: told(fake, "Agent B is down", "restarted in"), 30,
                        what=f"{type(fake).__name__} told about B")
-        watchdog = json.dumps([{"labels": {"alertname": "Watchdog", "severity": "none"}}]).encode()
-        assert http_post(f"{am_url}/api/v2/alerts", watchdog, headers={"Content-Type": "application/json"})[0] == 200
+        api.post_alerts([PostableAlert(labels={"alertname": "Watchdog", "severity": "none"})])
         wait_until(lambda: "govheal_watchdog_last_seen_timestamp_seconds 0.0" not in http_get(
             f"{receiver.url}/metrics")[1], 20, what="the Watchdog heartbeat recorded via Alertmanager")
     finally:
