@@ -91,7 +91,7 @@ class Endpoints:
 
 def resolve(config: Config) -> Endpoints:
     stack = recorded(config)
-    by_up = f"govheal up (pid {stack.pid}, {record_path(config)})" if stack else ""
+    by_up = f"recorded by govheal up pid {stack.pid} in {record_path(config)}" if stack else ""
     where = str(config.source) if config.source else "the config"
     if config.prometheus.url:
         prom, prom_from = config.prometheus.url, f"prometheus.url in {where}"

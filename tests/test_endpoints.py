@@ -44,7 +44,7 @@ def test_a_running_up_is_found_and_forgotten_when_it_stops(tmp_path):
     found = endpoints.resolve(cfg)
     assert found.prometheus == "http://127.0.0.1:7001"
     assert found.alertmanagers == ("http://127.0.0.1:7002", "http://127.0.0.1:7003")
-    assert found.prometheus_from.startswith(f"govheal up (pid {os.getpid()}")
+    assert found.prometheus_from.startswith(f"recorded by govheal up pid {os.getpid()} in ")
     ams = endpoints.alertmanagers_for(cfg, requests.Session())
     assert [m.url for m in ams.members] == list(found.alertmanagers)
     endpoints.forget(cfg, os.getpid() + 1)  # another up's record is not ours to remove

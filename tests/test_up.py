@@ -65,7 +65,8 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
         assert (found.prometheus, found.alertmanagers) == (urls["prometheus"], (urls["alertmanager"],))
         check = subprocess.run([sys.executable, "-m", "govheal", "check", "--config", str(cfg)], cwd=tmp_path,
                                capture_output=True, text=True, timeout=120)
-        assert f"prometheus    {urls['prometheus']}  ready  (govheal up (pid {proc.pid}" in check.stdout, check.stdout
+        shown = f"prometheus    {urls['prometheus']}  ready  (recorded by govheal up pid {proc.pid} in"
+        assert shown in check.stdout, check.stdout
         assert f"alertmanager  {urls['alertmanager']}  ready" in check.stdout, check.stdout
         status, body = http_get(urls["exporter"])
         assert status == 200 and 'govheal_agent_up{agent="A",node="up-node"} 1.0' in body
