@@ -1,0 +1,30 @@
+"""``python -m govheal.dashboards [--check] [--out DIR]``: write (or check) grafana/dashboards/*.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from govheal.dashboards import stale, write
+from govheal.grafana import DASHBOARDS_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m govheal.dashboards",
+                                     description="Generate the Grafana dashboards from govheal/dashboards/.")
+    parser.add_argument("--out", type=Path, default=DASHBOARDS_DIR, help=f"directory (default {DASHBOARDS_DIR})")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files differ from the generator")
+    args = parser.parse_args(argv)
+    if args.check:
+        bad = stale(args.out)
+        for name in bad:
+            print(f"{args.out / name}: differs from the generator; run: python -m govheal.dashboards")
+        return 1 if bad else 0
+    for path in write(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
