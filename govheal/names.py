@@ -82,26 +82,28 @@ CIRCUIT_STATE = Series("govheal_circuit_state", (*_A, STATE), _R)
 REMEDIATION_SKIPS = Series("govheal_remediation_skips_total", (*_A, REASON), _R, Kind.COUNTER)
 
 # -- receiver and alert bridge -----------------------------------------------------------------------
-WEBHOOK_REQUESTS = Series("govheal_webhook_requests_total", (STATUS,), _R, Kind.COUNTER)
-WEBHOOK_REQUEST_DURATION = Series("govheal_webhook_request_duration_seconds", (), _R, Kind.HISTOGRAM)
-WEBHOOK_ALERTS = Series("govheal_webhook_alerts_total", (OUTCOME,), _R, Kind.COUNTER)
-DISPATCH_QUEUE_DEPTH = Series("govheal_dispatch_queue_depth", (), _R)
-DISPATCH_ERRORS = Series("govheal_dispatch_errors_total", ("stage",), _R, Kind.COUNTER)
-WATCHDOG_LAST_SEEN = Series("govheal_watchdog_last_seen_timestamp_seconds", (), _R)
-PIPELINE_SILENT = Series("govheal_alert_pipeline_silent", (), _R)
-NOTIFICATIONS = Series("govheal_notifications_total", (CHANNEL, OUTCOME), _R, Kind.COUNTER)
-DELIVERY = Series("govheal_notification_delivery_seconds", (CHANNEL,), _R, Kind.HISTOGRAM)
-OUTBOX_DEPTH = Series("govheal_outbox_depth", (CHANNEL,), _R)
-OUTBOX_OLDEST_AGE = Series("govheal_outbox_oldest_age_seconds", (CHANNEL,), _R)
-CHANNEL_DEGRADED = Series("govheal_channel_degraded", (CHANNEL,), _R)
+# These carry no node of their own: Prometheus adds the scrape target's (prometheus.yml), so queries
+# may match on it.
+WEBHOOK_REQUESTS = Series("govheal_webhook_requests_total", (NODE, STATUS), _R, Kind.COUNTER)
+WEBHOOK_REQUEST_DURATION = Series("govheal_webhook_request_duration_seconds", (NODE,), _R, Kind.HISTOGRAM)
+WEBHOOK_ALERTS = Series("govheal_webhook_alerts_total", (NODE, OUTCOME), _R, Kind.COUNTER)
+DISPATCH_QUEUE_DEPTH = Series("govheal_dispatch_queue_depth", (NODE,), _R)
+DISPATCH_ERRORS = Series("govheal_dispatch_errors_total", (NODE, "stage"), _R, Kind.COUNTER)
+WATCHDOG_LAST_SEEN = Series("govheal_watchdog_last_seen_timestamp_seconds", (NODE,), _R)
+PIPELINE_SILENT = Series("govheal_alert_pipeline_silent", (NODE,), _R)
+NOTIFICATIONS = Series("govheal_notifications_total", (NODE, CHANNEL, OUTCOME), _R, Kind.COUNTER)
+DELIVERY = Series("govheal_notification_delivery_seconds", (NODE, CHANNEL), _R, Kind.HISTOGRAM)
+OUTBOX_DEPTH = Series("govheal_outbox_depth", (NODE, CHANNEL), _R)
+OUTBOX_OLDEST_AGE = Series("govheal_outbox_oldest_age_seconds", (NODE, CHANNEL), _R)
+CHANNEL_DEGRADED = Series("govheal_channel_degraded", (NODE, CHANNEL), _R)
 
 # -- daily ops cycle (issue 11) ----------------------------------------------------------------------
-DAILY_REPORT_LAST_SUCCESS = Series("govheal_daily_report_last_success_timestamp_seconds", (), _R,
+DAILY_REPORT_LAST_SUCCESS = Series("govheal_daily_report_last_success_timestamp_seconds", (NODE,), _R,
                                    pending="the daily ops cycle (issue 11) does not emit it yet")
 
 # -- Prometheus built-ins ----------------------------------------------------------------------------
 UP = Series("up", (JOB, NODE, "instance"), _P)
-ALERTS = Series("ALERTS", (ALERTNAME, ALERTSTATE, AGENT, NODE, "severity"), _P)
+ALERTS = Series("ALERTS", (ALERTNAME, ALERTSTATE, NODE, "severity"), _P)
 
 # -- recording rules (prometheus/rules/*.yml, docs/metrics.md "Recording rules") ---------------------
 AVAILABILITY_1D = Series("agent:govheal_agent_availability:avg1d", _A, _REC)
@@ -120,6 +122,7 @@ HEALTHY_UNLESS_MAINTENANCE = Series("agent:govheal_agent_healthy:unless_maintena
 AVAILABILITY_UNLESS_MAINTENANCE_1D = Series("agent:govheal_agent_availability_unless_maintenance:avg1d", _A, _REC)
 AVAILABILITY_UNLESS_MAINTENANCE_7D = Series("agent:govheal_agent_availability_unless_maintenance:avg7d", _A, _REC)
 OK_TIMESTAMP = Series("agent:govheal_agent_ok:timestamp_seconds", _A, _REC)
+OBSERVED_TIMESTAMP = Series("agent:govheal_agent_observed:timestamp_seconds", _A, _REC)
 UNPLANNED_DOWNTIME = Series("agent:govheal_agent_unplanned_downtime:seconds", _A, _REC)
 
 ALL: tuple[Series, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Series))
