@@ -46,15 +46,20 @@ class Install:
         return [str(self.binary), "server", "--homepath", str(self.homepath)]
 
 
-def homepath_candidates(binary: Path) -> list[Path]:
+SYSTEM_HOMES = (
+    Path("/usr/share/grafana"),                          # the deb and rpm packages
+    Path("/opt/homebrew/opt/grafana/share/grafana"),     # Homebrew on Apple silicon
+    Path("/usr/local/opt/grafana/share/grafana"),        # Homebrew on Intel
+)
+
+
+def homepath_candidates(binary: Path, system_homes: tuple[Path, ...] = SYSTEM_HOMES) -> list[Path]:
     """Where the installs we know keep Grafana's home, for the binary found on PATH."""
     real = binary.resolve()
     return [
         real.parent.parent / "share" / "grafana",           # Homebrew: Cellar/grafana/X/{bin,share/grafana}
         real.parent.parent,                                  # the release tarball: grafana-X/{bin,conf,public}
-        Path("/usr/share/grafana"),                          # the deb and rpm packages
-        Path("/opt/homebrew/opt/grafana/share/grafana"),     # Homebrew on Apple silicon
-        Path("/usr/local/opt/grafana/share/grafana"),        # Homebrew on Intel
+        *system_homes,
     ]
 
 
@@ -62,14 +67,16 @@ def is_home(path: Path) -> bool:
     return (path / "conf" / "defaults.ini").is_file()
 
 
-def find(which: Callable[[str], str | None] = shutil.which, env: Mapping[str, str] = os.environ) -> Install | None:
+def find(which: Callable[[str], str | None] = shutil.which, env: Mapping[str, str] = os.environ,
+         system_homes: tuple[Path, ...] = SYSTEM_HOMES) -> Install | None:
     """The first Grafana on PATH with a usable home directory, or None."""
     for name in BINARIES:
         found = which(name)
         if not found:
             continue
         binary = Path(found)
-        candidates = [Path(env[HOMEPATH_ENV])] if env.get(HOMEPATH_ENV) else homepath_candidates(binary)
+        candidates = ([Path(env[HOMEPATH_ENV])] if env.get(HOMEPATH_ENV)
+                      else homepath_candidates(binary, system_homes))
         home = next((p for p in candidates if is_home(p)), None)
         if home is not None:
             return Install(binary, home)
