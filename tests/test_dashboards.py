@@ -154,25 +154,34 @@ def test_only_current_panel_types(name):
     assert not types & DEPRECATED_PANEL_TYPES
 
 
-@pytest.mark.parametrize("name", sorted(BOARDS_JSON))
-def test_panels_do_not_overlap_and_fit_the_grid(name):
-    taken: dict[tuple[int, int], str] = {}
-    ids = [p["id"] for p in BOARDS_JSON[name]["panels"]]
-    assert len(set(ids)) == len(ids), "panel ids are unique"
-    for p in BOARDS_JSON[name]["panels"]:
+def grid_problems(board_panels: list[dict[str, Any]]) -> list[str]:
+    """Panels outside the 24-column grid or sharing a cell with another."""
+    problems, taken = [], {}
+    for p in board_panels:
         g = p["gridPos"]
-        assert g["x"] >= 0 and g["w"] >= 1 and g["x"] + g["w"] <= 24 and g["h"] >= 1, p["title"]
+        if g["x"] < 0 or g["w"] < 1 or g["x"] + g["w"] > 24 or g["h"] < 1:
+            problems.append(f"{p['title']!r} outside the grid: {g}")
         for x in range(g["x"], g["x"] + g["w"]):
             for y in range(g["y"], g["y"] + g["h"]):
-                assert (x, y) not in taken, f"{p['title']!r} overlaps {taken[(x, y)]!r} at ({x}, {y})"
+                if (x, y) in taken:
+                    problems.append(f"{p['title']!r} overlaps {taken[(x, y)]!r} at ({x}, {y})")
                 taken[(x, y)] = p["title"]
+    return problems
 
 
-def test_the_overlap_check_can_fail():
-    a = {"x": 0, "y": 0, "w": 12, "h": 4}
-    b = {"x": 6, "y": 2, "w": 12, "h": 4}
-    cells = [{(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])} for g in (a, b)]
-    assert cells[0] & cells[1]
+@pytest.mark.parametrize("name", sorted(BOARDS_JSON))
+def test_panels_do_not_overlap_and_fit_the_grid(name):
+    ids = [p["id"] for p in BOARDS_JSON[name]["panels"]]
+    assert len(set(ids)) == len(ids), "panel ids are unique"
+    assert grid_problems(BOARDS_JSON[name]["panels"]) == []
+
+
+def test_the_grid_check_can_fail():
+    a = {"title": "a", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 4}}
+    b = {"title": "b", "gridPos": {"x": 6, "y": 2, "w": 12, "h": 4}}
+    c = {"title": "c", "gridPos": {"x": 20, "y": 9, "w": 6, "h": 1}}
+    problems = grid_problems([a, b, c])
+    assert problems[0] == "'b' overlaps 'a' at (6, 2)" and "'c' outside the grid" in problems[-1]
 
 
 @pytest.mark.parametrize("name,panel", DATA_PANELS, ids=lambda v: v["title"] if isinstance(v, dict) else v)

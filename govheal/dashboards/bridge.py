@@ -5,7 +5,7 @@ from __future__ import annotations
 from govheal import names as n
 from govheal.dashboards import common as c
 from govheal.dashboards.model import Color as C
-from govheal.dashboards.model import Dashboard, Row, State, Target, Thresholds, Unit
+from govheal.dashboards.model import Dashboard, Link, Row, State, Target, Thresholds, Unit
 from govheal.dashboards.panels import stat, state_timeline, timeseries
 from govheal.dashboards.promql import Not, Scope, by, increase, quantile, rate
 
@@ -113,4 +113,4 @@ def board() -> Dashboard:
                     "dead-man's switch. What each panel means: docs/dashboards.md.",
         tags=c.TAGS, variables=(c.NODE_VAR, c.CHANNEL_VAR, *c.LINK_VARS),
         rows=(delivery_row(), queue_row(), failures_row(), deadman_row()),
-        links=(*c.DASHBOARD_LINKS, c.Link("Governance board", f"/d/{c.GOVERNANCE_UID}", "Agents, healing")))
+        links=(*c.DASHBOARD_LINKS, Link("Governance board", f"/d/{c.GOVERNANCE_UID}", "Agents, healing")))

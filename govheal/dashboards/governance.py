@@ -5,7 +5,7 @@ from __future__ import annotations
 from govheal import names as n
 from govheal.dashboards import common as c
 from govheal.dashboards.model import Color as C
-from govheal.dashboards.model import Dashboard, Row, Step, Target, Thresholds, Unit
+from govheal.dashboards.model import Dashboard, Link, Row, Step, Target, Thresholds, Unit
 from govheal.dashboards.panels import bargauge, stat, state_timeline, table, timeseries
 from govheal.dashboards.promql import Not, Scope, by, increase, quantile
 
@@ -200,4 +200,4 @@ def board() -> Dashboard:
                     "criteria. What each panel means: docs/dashboards.md.",
         tags=c.TAGS, variables=(c.NODE_VAR, c.ROLE_VAR, c.AGENT_VAR, *c.LINK_VARS),
         rows=(criteria_row(), now_row(), history_row(), healing_row(), governance_row()),
-        links=(*c.DASHBOARD_LINKS, c.Link("Alert bridge board", f"/d/{c.BRIDGE_UID}", "Deliveries, outbox")))
+        links=(*c.DASHBOARD_LINKS, Link("Alert bridge board", f"/d/{c.BRIDGE_UID}", "Deliveries, outbox")))
