@@ -1,7 +1,7 @@
 """How `govheal up` starts Grafana when one is installed: argv, environment, a free loopback port, URLs.
 
-Grafana reads the committed grafana/provisioning/ as it is: the datasource URLs, the scrape interval
-and the dashboards directory come from the GOVHEAL_* variables set here (Grafana expands ``${VAR}``
+Grafana reads the bundled grafana/provisioning/ (govheal/resources.py) as it is: the datasource URLs, the
+scrape interval and the dashboards directory come from the GOVHEAL_* variables set here (Grafana expands ``${VAR}``
 in provisioning files), everything else from GF_* variables. Nothing is written into the repository.
 When no Grafana is installed, :func:`missing_hint` is the one line `govheal up` prints instead.
 """
@@ -11,18 +11,15 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from govheal import resources
+from govheal.net import LOOPBACK, free_port
 from govheal.supervise import Child
 
-REPO = Path(__file__).resolve().parent.parent
-GRAFANA_DIR = REPO / "grafana"
-PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
-DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 HOME_DASHBOARD = "govheal-governance"
 
 # `grafana` (Grafana >= 10, `grafana server ...`) first; `grafana-server` is the older entry point.
@@ -32,8 +29,6 @@ INSTALL_HINTS = {
     "Darwin": "brew install grafana",
     "Linux": "install Grafana >= 11 from grafana.com's apt/rpm repository (Debian does not package it)",
 }
-LOOPBACK = "127.0.0.1"
-
 
 @dataclass(frozen=True)
 class Install:
@@ -90,12 +85,6 @@ def missing_hint(system: str | None = None) -> str:
             f"boards; to use your own Grafana: docs/dashboards.md)")
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Plan:
     """One Grafana child process: argv, its environment additions, where it listens, where to look."""
@@ -127,13 +116,15 @@ class Plan:
 
 def plan(install: Install, run_dir: Path, *, prometheus_url: str, alertmanager_url: str, scrape_interval: str,
          receiver_url: str = "", runbook_base_url: str = "", port: int | None = None,
-         provisioning_dir: Path = PROVISIONING_DIR, dashboards_dir: Path = DASHBOARDS_DIR) -> Plan:
+         provisioning_dir: Path | None = None, dashboards_dir: Path | None = None) -> Plan:
     """Grafana on a free loopback port, state under ``run_dir``, provisioned from the committed files.
 
     ``scrape_interval`` is Prometheus's (1s single-host, 5s fleet): the datasource's timeInterval, from
     which Grafana derives $__rate_interval (at least 4 scrape intervals).
     """
     port = port or free_port()
+    provisioning_dir = provisioning_dir or resources.grafana_provisioning_dir()
+    dashboards_dir = dashboards_dir or resources.grafana_dashboards_dir()
     data = run_dir / "grafana-data"
     env = {
         # read by grafana/provisioning/*/govheal.yaml

@@ -72,8 +72,7 @@ AGENT_ENABLED = Series("govheal_agent_enabled", _A, _E)
 AGENT_START_TIME = Series("govheal_agent_start_time_seconds", _A, _E)
 AGENT_PROBE_DURATION = Series("govheal_agent_probe_duration_seconds", _A, _E)
 AGENT_PROBE_FAILURE = Series("govheal_agent_probe_failure", (*_A, REASON), _E)
-AGENT_SWITCH = Series("govheal_agent_switch", (*_A, KIND), _E,
-                      pending="governance switches (issue 9; the arch step adds the series)")
+AGENT_SWITCH = Series("govheal_agent_switch", (*_A, KIND), _E)
 
 # -- remediator (served by the receiver) -------------------------------------------------------------
 REMEDIATIONS = Series("govheal_remediations_total", (*_A, ACTION, OUTCOME), _R, Kind.COUNTER)

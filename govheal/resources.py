@@ -21,6 +21,7 @@ BUNDLES: dict[str, str] = {
     "prometheus": "Prometheus profiles, rules and rule tests",
     "alertmanager": "Alertmanager routes",
     "examples": "the demo fleet (govheal.yaml)",
+    "grafana": "Grafana provisioning files and dashboards",
 }
 
 # Prometheus profile name → file in the prometheus set (docs/alerting.md explains the trade-off).
@@ -69,3 +70,13 @@ def alertmanager_file() -> Path:
 def example_config() -> Path:
     """The demo fleet, used when no --config, $GOVHEAL_CONFIG or ./govheal.yaml names one."""
     return bundled("examples") / "govheal.yaml"
+
+
+def grafana_provisioning_dir() -> Path:
+    """grafana/provisioning: what Grafana's paths.provisioning points at (datasources/, dashboards/)."""
+    return bundled("grafana") / "provisioning"
+
+
+def grafana_dashboards_dir() -> Path:
+    """grafana/dashboards: the boards, as `python -m govheal.dashboards` writes them."""
+    return bundled("grafana") / "dashboards"

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from govheal import resources
 from govheal import names as series_names
+from govheal import resources
 from govheal.chain import start_chain
 from govheal.client import Prometheus, new_session
 from govheal.config import parse_config

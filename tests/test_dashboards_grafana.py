@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from govheal import grafana
+from govheal import grafana, resources
 from govheal.stack import http_ok
 from govheal.supervise import Supervisor
-from tests.support import http_get
+from govheal.testing.support import http_get
 
 
 def make_home(path: Path) -> Path:
@@ -91,8 +91,8 @@ def test_plan_listens_on_a_free_loopback_port_and_keeps_state_in_the_run_dir(tmp
     assert b.listen.startswith("127.0.0.1:") and b.env["GF_SERVER_HTTP_PORT"] != "3000"
     for key in ("GF_PATHS_DATA", "GF_PATHS_LOGS", "GF_PATHS_PLUGINS"):
         assert Path(a.env[key]).is_relative_to(tmp_path), key
-    assert a.env["GF_PATHS_PROVISIONING"] == str(grafana.PROVISIONING_DIR)
-    assert a.env["GOVHEAL_GRAFANA_DASHBOARDS"] == str(grafana.DASHBOARDS_DIR)
+    assert a.env["GF_PATHS_PROVISIONING"] == str(resources.grafana_provisioning_dir())
+    assert a.env["GOVHEAL_GRAFANA_DASHBOARDS"] == str(resources.grafana_dashboards_dir())
     assert a.env["GOVHEAL_SCRAPE_INTERVAL"] == "5s"
     assert a.env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer" and a.env["GF_ANALYTICS_REPORTING_ENABLED"] == "false"
     assert Path(a.env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]).is_file()
@@ -157,5 +157,6 @@ def test_the_planned_child_starts_provisioned_from_the_committed_files(tmp_path)
     finally:
         sup.stop_all()
     seen = json.loads((tmp_path / "run" / "grafana-data" / "seen.json").read_text())
+    boards = str(resources.grafana_dashboards_dir())
     assert seen == {"GOVHEAL_PROMETHEUS_URL": "http://127.0.0.1:9", "GOVHEAL_ALERTMANAGER_URL": "http://127.0.0.1:8",
-                    "GOVHEAL_SCRAPE_INTERVAL": "1s", "GOVHEAL_GRAFANA_DASHBOARDS": str(grafana.DASHBOARDS_DIR)}
+                    "GOVHEAL_SCRAPE_INTERVAL": "1s", "GOVHEAL_GRAFANA_DASHBOARDS": boards}

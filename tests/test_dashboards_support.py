@@ -15,7 +15,7 @@ from typing import Any
 
 import promql_parser as pp
 
-from govheal.grafana import DASHBOARDS_DIR
+from govheal.resources import grafana_dashboards_dir
 
 # Like grafana/dashboard-linter: Grafana's interval variables become durations nobody writes by hand, so
 # a range equal to RATE_INTERVAL_MAGIC in the parsed query means "$__rate_interval was used here".
@@ -29,7 +29,7 @@ _VAR = re.compile(r"\$(\w+)|\$\{([^}]+)\}|\[\[([^\[\]]+)\]\]")
 
 def boards() -> dict[str, dict[str, Any]]:
     """file name → the committed dashboard JSON."""
-    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(DASHBOARDS_DIR.glob("*.json"))}
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(grafana_dashboards_dir().glob("*.json"))}
 
 
 def panels(board: dict[str, Any]) -> list[dict[str, Any]]:

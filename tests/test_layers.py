@@ -20,6 +20,7 @@ BASE = {
     "govheal.config",
     "govheal.endpoints",
     "govheal.errors",
+    "govheal.names",
     "govheal.net",
     "govheal.procs",
     "govheal.resources",
@@ -39,9 +40,10 @@ TOP = {
     "govheal.cli",
     "govheal.chain",
     "govheal.demo_agent",
+    "govheal.grafana",
     "govheal.stack",
 }
-TOP_PACKAGES = ("govheal.commands", "govheal.testing")
+TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.testing")
 PACKAGES = ("govheal", *MIDDLE, "bench")
 
 

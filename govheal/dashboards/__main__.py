@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from govheal.dashboards import stale, write
-from govheal.grafana import DASHBOARDS_DIR
+from govheal.resources import grafana_dashboards_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m govheal.dashboards",
                                      description="Generate the Grafana dashboards from govheal/dashboards/.")
-    parser.add_argument("--out", type=Path, default=DASHBOARDS_DIR, help=f"directory (default {DASHBOARDS_DIR})")
+    default = grafana_dashboards_dir()
+    parser.add_argument("--out", type=Path, default=default, help=f"directory (default {default})")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files differ from the generator")
     args = parser.parse_args(argv)
     if args.check:
