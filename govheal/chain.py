@@ -80,6 +80,12 @@ def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-ho
     return yaml.safe_dump(data, sort_keys=False)
 
 
+def scrape_interval(profile: str = "single-host") -> str:
+    """The profile's global scrape interval as Prometheus writes it ("1s", "5s"): what Grafana's
+    datasource needs to size $__rate_interval."""
+    return str(_load(resources.prometheus_profile(profile)).get("global", {}).get("scrape_interval", "1m"))
+
+
 def render_alertmanager(receiver_url: str, token_file: Path, source: Path | None = None) -> str:
     """The committed routes with every webhook pointed at ``receiver_url`` (path kept) and the token file."""
     data = _load(source or resources.alertmanager_file())

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from govheal import chain, endpoints, tools
+from govheal import chain, endpoints, grafana, tools
 from govheal.client import new_session
 from govheal.config import Agent, CommandRestart, Config
 from govheal.errors import GovhealError
@@ -212,6 +212,22 @@ class Up:
         if self.stop_event.is_set():
             raise Interrupted
 
+    def _start_grafana(self, prometheus_url: str, alertmanager_url: str, receiver: str | None) -> str | None:
+        """Grafana with the govheal boards when one is installed (Homebrew on macOS); else one line on how
+        to get it, and the stack goes on without it. Returns the governance board's URL."""
+        install = grafana.find()
+        if install is None:
+            self.say(grafana.missing_hint())
+            return None
+        plan = grafana.plan(install, self.run_dir, prometheus_url=prometheus_url, alertmanager_url=alertmanager_url,
+                            scrape_interval=chain.scrape_interval(self.profile),
+                            receiver_url=f"http://{receiver}" if receiver else "",
+                            runbook_base_url=self.config.notifications.runbook_base_url or "")
+        child = plan.child(child_env(), ready=lambda: http_ok(plan.health_url))
+        child.health = child.ready
+        self._start(child)
+        return plan.board_url()
+
     def _start_all(self, prometheus_bin: str, alertmanager_bin: str) -> None:
         cfg = self.config
         to_start, running = self.agent_plan()
@@ -255,6 +271,7 @@ class Up:
         self._start(prometheus)
 
         am_url = members[0].url
+        board = self._start_grafana(prometheus.url, am_url, receiver)
         endpoints.record(cfg, endpoints.RecordedStack(
             pid=os.getpid(), prometheus=prometheus.url, alertmanagers=[m.url for m in members],
             exporter=f"http://{exporter}", receiver=f"http://{receiver}" if receiver else None,
@@ -262,6 +279,8 @@ class Up:
         urls = [f"prometheus={prometheus.url}", f"alertmanager={am_url}", f"exporter=http://{exporter}/metrics"]
         if receiver:
             urls.append(f"receiver=http://{receiver}/metrics")
+        if board:
+            urls.append(f"grafana={board}")
         self.say("govheal up: ready: " + " ".join(urls))
         demo = next((a for a in to_start if a.health and isinstance(a.restart, CommandRestart)
                      and "demo-agent" in a.restart.argv), None)

@@ -14,11 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from govheal import endpoints, tools
+from govheal import endpoints, grafana, tools
 from govheal.client import Alertmanager, Prometheus, new_session
 from govheal.config import parse_config
 from govheal.stack import PortTaken, Up, ensure_token
 from govheal.testing.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
+from tests.test_dashboards_grafana import FAKE_GRAFANA, make_binary, make_home
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,9 +41,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 @pytest.mark.live
 def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_running(tmp_path):
+    """With a Grafana on PATH (a stand-in: Grafana is not installable here) it is started too, provisioned."""
     cfg, agents = _config(tmp_path, ["A", "B"])
+    home = make_home(tmp_path / "grafana-home")
+    make_binary(tmp_path / "bin" / "grafana", FAKE_GRAFANA.format(python=sys.executable))
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", grafana.HOMEPATH_ENV: str(home)}
     proc = subprocess.Popen([sys.executable, "-m", "govheal", "up", "--config", str(cfg)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     ready = threading.Event()
 
@@ -56,7 +61,9 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
     try:
         assert ready.wait(90), "".join(lines)
         urls = dict(re.findall(r"(\w+)=(\S+)", next(line for line in lines if line.startswith("govheal up: ready:"))))
-        assert set(urls) >= {"prometheus", "alertmanager", "exporter"}
+        assert set(urls) >= {"prometheus", "alertmanager", "exporter", "grafana"}
+        assert urls["grafana"].split("?")[0].endswith("/d/govheal-governance"), urls["grafana"]
+        assert http_get(urls["grafana"].split("/d/")[0] + "/api/health")[0] == 200
         session = new_session()
         assert Prometheus(urls["prometheus"], session).ready() and Alertmanager(urls["alertmanager"], session).ready()
         # what it started is recorded, and the next command with the same config finds it without flags
@@ -76,7 +83,7 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
         for a in agents:
             assert http_get(a.health_url)[0] == 200
         text = "".join(lines)
-        for name in ("agent A", "agent B", "exporter", "alertmanager", "prometheus"):
+        for name in ("agent A", "agent B", "exporter", "alertmanager", "prometheus", "grafana"):
             assert re.search(rf"^  {name}\s+ready", text, flags=re.M), text
         if "receiver" in urls:
             # The whole chain heals: crash A → AgentDown → Alertmanager → receiver → remediator restart.
@@ -96,6 +103,16 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
     left = [c for c in children if is_running(c.pid)]
     assert left == [], f"left running: {[(c.pid, c.name()) for c in left]}"
     assert all(not is_running(a.pid or 0) for a in agents)
+
+
+def test_without_grafana_up_says_in_one_line_how_to_get_it_and_goes_on(tmp_path, monkeypatch):
+    cfg, _ = _config(tmp_path, ["A"])
+    up = Up(parse_config(cfg.read_text(), source=cfg))
+    out: list[str] = []
+    up.say = out.append
+    monkeypatch.setattr(grafana, "find", lambda: None)
+    assert up._start_grafana("http://127.0.0.1:1", "http://127.0.0.1:2", None) is None
+    assert out == [grafana.missing_hint()] and up.supervisor.children == []
 
 
 def test_up_uses_a_free_port_when_the_exporters_is_taken_and_says_so(tmp_path):
