@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from govheal.config import parse_config
-from govheal.store import connect, db_path
+from govheal.state import State
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.fake_telegram import FakeTelegram
 from webhook_receiver.bridge import Bridge, Notice, render
@@ -41,7 +41,7 @@ def _bridge(tmp: Path, channels: dict[str, tuple[str, str]]) -> Bridge:
     path = tmp / "govheal.yaml"
     path.write_text("\n".join(lines) + "\n")
     cfg = parse_config(path.read_text(), path)
-    return Bridge(cfg, conn=connect(db_path(cfg.state_path)), secrets=Secrets.load(cfg, env={}))
+    return Bridge(cfg, state=State.open(cfg.state_path), secrets=Secrets.load(cfg, env={}))
 
 
 def _notice(i: int) -> Notice:

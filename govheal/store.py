@@ -6,6 +6,7 @@ may open the same file (WAL + busy timeout).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -21,14 +22,17 @@ def db_path(state_dir: Path) -> Path:
     return state_dir / DB_NAME
 
 
-def connect(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
+def connect(path: Path, *, timeout: float = 10.0,
+            factory: type[sqlite3.Connection] = sqlite3.Connection) -> sqlite3.Connection:
     """Open (creating parents) with WAL, a busy timeout and autocommit; use ``with tx(conn)`` to group.
 
     A state file that cannot be created or opened is the operator's to fix: :class:`UsageError` naming it.
+    ``factory`` is the connection class (``govheal.state`` passes one that reports disk failures).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False,
+                               factory=factory)
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         _enable_wal(conn, timeout)
     except (OSError, sqlite3.Error) as exc:
@@ -67,7 +71,20 @@ class tx:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()  # a failed COMMIT (disk full) may leave the transaction open: never reuse it
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        """Roll back if SQLite has not already (it does by itself on SQLITE_FULL); never mask the first error."""
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
 
 def migrate(conn: sqlite3.Connection, component: str, steps: Sequence[str]) -> None:

@@ -18,13 +18,14 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 
 from govheal.config import Agent, CommandRestart, Config, PolicySpec
+from govheal.state import State
 from govheal.store import db_path
 from remediator import policy as pol
 from remediator.api import ACTIONS, Event, RemediationError, Request, Result, UnknownAgent
 from remediator.audit import AuditLog
 from remediator.diagnostics import capture
 from remediator.metrics import RemediatorMetrics
-from remediator.store import DONE, IN_PROGRESS, Incident, Store
+from remediator.store import DONE, IN_PROGRESS, REMEDIATOR, Incident, Store
 from remediator.strategies import Strategy, StrategyError, child_env, default_strategies
 from remediator.verify import Observation, find_pid, observe, verify
 
@@ -44,9 +45,14 @@ class Remediator:
         audit: AuditLog | None = None,
         strategies: Mapping[str, Strategy] | None = None,
         look: Callable[[Config, Agent], Observation] = observe,
+        state: State | None = None,
     ) -> None:
+        """``state``: the process's state object (the receiver's), which hands the store its connection."""
         self.config = config
-        self.store = store if store is not None else Store(db_path(config.state_path))
+        if store is None:
+            store = Store(state.path, conn=state.connection(REMEDIATOR)) if state is not None \
+                else Store(db_path(config.state_path))
+        self.store = store
         self.clock = clock
         self.sleep = sleep
         self.audit = audit if audit is not None else AuditLog(config.path(config.telemetry_log))

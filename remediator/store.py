@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from govheal.procs import pid_running
+from govheal.state import Component
 from govheal.store import connect, migrate, tx
 from govheal.switches import STOPS_REMEDIATION, Switch, SwitchKind, SwitchStore
 from remediator.policy import CircuitState
@@ -50,6 +51,7 @@ SCHEMA = [
     """,
 ]
 
+REMEDIATOR = Component("remediator", SCHEMA)
 CHECKPOINT_INTERVAL = 1.0  # seconds between background WAL checkpoints
 
 IN_PROGRESS = "in_progress"
@@ -80,16 +82,22 @@ class Incident:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: a connection handed out by ``govheal.state.State`` (migrated, checkpointed by the state
+        object, closed with it); without one the store opens and checkpoints the file itself (CLI)."""
         self.path = path
-        self.conn = connect(path)
+        self.owns_conn = conn is None
+        self.conn = conn if conn is not None else connect(path)
         self.lock = threading.RLock()  # one connection shared by threads: one statement group at a time
         self.host = socket.gethostname()
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self.governance = SwitchStore(self.conn, lock=self.lock)
+        if not self.owns_conn:
+            return
         with self.lock:
             migrate(self.conn, "remediator", SCHEMA)
             self.conn.execute("PRAGMA wal_autocheckpoint=0")  # this connection's commits never checkpoint
-        self.governance = SwitchStore(self.conn, lock=self.lock)
-        self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=_checkpoint_loop, args=(path, self._stop),
                                               name="rem-wal-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -97,9 +105,11 @@ class Store:
 
     def close(self) -> None:
         self._stop.set()
-        self._checkpointer.join(timeout=10)
-        with self.lock:
-            self.conn.close()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
+        if self.owns_conn:
+            with self.lock:
+                self.conn.close()
 
     # -- switches -----------------------------------------------------------------------------------
     def switches(self, agent: str, now: float | None = None) -> Switches:

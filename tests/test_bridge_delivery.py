@@ -13,7 +13,7 @@ import pytest
 
 from govheal.config import Config, parse_config
 from govheal.errors import GovhealError
-from govheal.store import connect, db_path
+from govheal.state import State
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.fake_telegram import FakeTelegram
 from webhook_receiver.bridge import Bridge, Notice, render
@@ -42,8 +42,7 @@ def bridge_config(tmp: Path, discord_url: str | None, telegram: tuple[str, str, 
 
 
 def make_bridge(cfg: Config, **kw) -> Bridge:
-    conn = connect(db_path(cfg.state_path))
-    return Bridge(cfg, conn=conn, secrets=Secrets.load(cfg, env={}), **kw)
+    return Bridge(cfg, state=State.open(cfg.state_path), secrets=Secrets.load(cfg, env={}), **kw)
 
 
 def notice(i: int | str, **kw) -> Notice:

@@ -8,11 +8,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from govheal.config import ChannelSpec
-from govheal.store import connect
+from govheal.state import State
 from webhook_receiver.bridge.metrics import BridgeMetrics
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.bridge.notifiers.base import CHANNEL, RATE_LIMITED, TRANSIENT, MessageRef, Notifier, NotifyError
-from webhook_receiver.bridge.outbox import KEEP_DONE, ChannelWorker, Outbox
+from webhook_receiver.bridge.outbox import KEEP_DONE, OUTBOX, ChannelWorker, Outbox
 from webhook_receiver.bridge.secrets import ChannelSecrets
 
 
@@ -66,8 +66,7 @@ def n(i: int, status: str = "firing") -> Notice:
 @pytest.fixture
 def rig(tmp_path: Path):
     clock = Clock()
-    conn = connect(tmp_path / "db.sqlite3")
-    outbox = Outbox(conn)
+    outbox = Outbox(State.open(tmp_path).connection(OUTBOX))
     registry = CollectorRegistry()
     metrics = BridgeMetrics(registry, ["main", "other"], lambda: outbox.stats(clock()))
     notifier = Scripted()
@@ -131,7 +130,7 @@ def test_an_acknowledged_message_is_never_sent_again_after_a_restart(rig, tmp_pa
         outbox.enqueue(["main"], n(i), clock())
     clock.now += 1
     worker.step()  # one message of 3 acknowledged, then the process "dies"
-    fresh = Outbox(connect(tmp_path / "db.sqlite3"))
+    fresh = Outbox(State.open(tmp_path).connection(OUTBOX))
     left = fresh.queued("main")
     assert [it.key for it in left] == ["k3", "k4"]
 

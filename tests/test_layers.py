@@ -24,6 +24,7 @@ BASE = {
     "govheal.net",
     "govheal.procs",
     "govheal.resources",
+    "govheal.state",
     "govheal.store",
     "govheal.supervise",
     "govheal.switches",

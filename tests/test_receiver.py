@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from govheal.state import State
 from govheal.store import connect, db_path
 from govheal.testing.support import wait_until
 from tests.test_receiver_support import AUTH, TOKEN, FakeBridge, FakeRemediator, alert, body, payload, receiver_config
@@ -389,7 +390,7 @@ def test_a_notice_enqueued_just_before_a_crash_is_not_enqueued_again_on_resume(t
     dedupe id; the receiver no longer looks into the bridge's tables.
     """
     config = receiver_config(tmp_path, extra=CHANNELS)
-    bridge = Bridge(config, conn=connect(db_path(config.state_path)), secrets=Secrets.load(config, CHANNEL_SECRETS))
+    bridge = Bridge(config, state=State.open(config.state_path), secrets=Secrets.load(config, CHANNEL_SECRETS))
     bridge.start = lambda: None  # type: ignore[method-assign]  # only the outbox matters here
     first = Rig(tmp_path, start=False, bridge=bridge)
     assert first.post(body(alert("GG", remediation="none"))).status_code == 200

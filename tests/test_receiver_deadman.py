@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from govheal.store import connect, db_path
+from govheal.state import State
 from tests.test_receiver_support import receiver_config
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.inbox import Inbox
@@ -34,7 +34,7 @@ def make(tmp: Path, clock: Clock, sent: list, fail: bool = False,
         sent.append(notice)
         ids.append(dedupe_id)
 
-    inbox = Inbox(connect(db_path(config.state_path)))
+    inbox = Inbox(State.open(config.state_path))
     return Deadman(config, inbox, send, clock=clock, metrics=ReceiverMetrics(registry)), registry
 
 

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from govheal.config import Config
-from govheal.store import connect, db_path
+from govheal.state import State
 from webhook_receiver.auth import bearer_ok, load_token
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.dispatch import Dispatcher, route
@@ -46,6 +46,8 @@ class Services:
     bridge: Any
     token: str
     clock: Callable[[], float]
+    state: State
+    owns_state: bool = False
 
     def start(self) -> None:
         forgotten = self.inbox.prune(self.clock() - INBOX_RETENTION)
@@ -67,6 +69,8 @@ class Services:
                     closer()
                 except Exception:
                     log.exception("stop: %s did not stop cleanly", type(part).__name__)
+        if self.owns_state:
+            self.state.close()
 
 
 def services() -> Services:
@@ -193,7 +197,7 @@ def healthz() -> Any:
 @health.get("/readyz")
 def readyz() -> Any:
     svc = services()
-    checks = {"store_writable": svc.inbox.writable(), "workers_alive": svc.dispatcher.alive(),
+    checks = {"store_writable": svc.state.writable(), "workers_alive": svc.dispatcher.alive(),
               "deadman_alive": svc.deadman.alive()}
     ok = all(checks.values())
     return jsonify({"status": "ready" if ok else "not ready", "checks": checks,
@@ -203,32 +207,36 @@ def readyz() -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, store: Inbox | None = None,
+def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, state: State | None = None,
                clock: Callable[[], float] = time.time, registry: CollectorRegistry | None = None,
                token: str | None = None, start: bool = True) -> Flask:
     """Build the receiver. Missing collaborators are built from ``config`` (the real remediator and bridge).
 
-    ``start=False`` leaves the workers and the dead-man's thread stopped (``app.extensions["govheal"]``
-    has ``start()``/``stop()``), for tests that drive dispatch by hand.
+    ``state``: the process's state object (``govheal receiver`` opens it once and locks the state dir);
+    without one the app opens its own and closes it on ``stop()``. ``start=False`` leaves the workers and
+    the dead-man's thread stopped (``app.extensions["govheal"]`` has ``start()``/``stop()``), for tests that
+    drive dispatch by hand.
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
-    path = db_path(config.state_path)
-    inbox = store if store is not None else Inbox(connect(path))
+    owns_state = state is None
+    state = state if state is not None else State.open(config.state_path, clock=clock)
+    inbox = Inbox(state)
     if remediator is None:
         from remediator.engine import Remediator
 
-        remediator = Remediator(config, clock=clock, registry=registry)
+        remediator = Remediator(config, clock=clock, registry=registry, state=state)
     if bridge is None:
         from webhook_receiver.bridge import Bridge
 
-        bridge = Bridge(config, conn=connect(path), registry=registry, clock=clock)
+        bridge = Bridge(config, state=state, registry=registry, clock=clock)
     send_direct = getattr(bridge, "send_direct", bridge.notify)
     dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock)
     deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
     svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, metrics=metrics,
                    registry=registry, remediator=remediator, bridge=bridge,
-                   token=token if token is not None else load_token(config), clock=clock)
+                   token=token if token is not None else load_token(config), clock=clock, state=state,
+                   owns_state=owns_state)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.receiver.max_body_bytes

@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from govheal.store import migrate, tx
+from govheal.state import Component, State
+from govheal.store import tx
 
 MIGRATIONS = [
     """
@@ -47,6 +48,7 @@ MIGRATIONS = [
     """,
 ]
 
+INBOX = Component("inbox", MIGRATIONS)
 PENDING, DONE = "pending", "done"
 
 
@@ -95,13 +97,11 @@ def _entry(row: sqlite3.Row) -> Entry:
 
 
 class Inbox:
-    """SQLite-backed; thread-safe (one connection behind a lock; WAL lets other processes read)."""
+    """SQLite-backed; thread-safe (its own connection from the state object, behind a lock)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, state: State) -> None:
+        self.conn = state.connection(INBOX)
         self._lock = threading.Lock()
-        with self._lock:
-            migrate(conn, "inbox", MIGRATIONS)
 
     def accept(self, alerts: list[NewAlert], now: float) -> list[Entry | None]:
         """Record all alerts in one transaction; the entry for a new one, ``None`` for a duplicate."""
@@ -156,16 +156,6 @@ class Inbox:
         with self._lock:
             cur = self.conn.execute("DELETE FROM inbox_alerts WHERE state = ? AND received < ?", (DONE, before))
         return cur.rowcount
-
-    def writable(self) -> bool:
-        """Can we take the write lock right now (for /readyz)?"""
-        try:
-            with self._lock:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            return False
-        return True
 
     # Dead-man's switch state: survives a restart, so one silence episode pages once.
     def watchdog(self) -> tuple[float | None, float | None]:

@@ -8,32 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
 from prometheus_client import CollectorRegistry
 
 from govheal.config import ChannelSpec, Config
-from govheal.store import connect
+from govheal.state import State
 
 from .metrics import BridgeMetrics
 from .model import Notice, Severity, severity_at_least
 from .notifiers import NOTIFIERS
-from .outbox import ChannelWorker, Outbox
+from .outbox import OUTBOX, ChannelWorker, Outbox
 from .secrets import Secrets
 
 __all__ = ["Bridge", "Notice", "Secrets", "Severity"]
-
-
-def _db_file(conn: sqlite3.Connection) -> str:
-    for row in conn.execute("PRAGMA database_list").fetchall():
-        if row[1] == "main":
-            return row[2] or ""
-    return ""
 
 
 def with_runbook_base(notice: Notice, base: str | None) -> Notice:
@@ -60,7 +51,7 @@ class Bridge:
         self,
         config: Config,
         *,
-        conn: sqlite3.Connection,
+        state: State,
         registry: CollectorRegistry | None = None,
         http: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
@@ -73,9 +64,7 @@ class Bridge:
         self.clock = clock
         self.secrets = secrets if secrets is not None else Secrets.load(config)
         self.channels: dict[str, ChannelSpec] = {n: s for n, s in config.notifications.channels.items() if s.enabled}
-        # our own connection to the same file, so our transactions never interleave with the caller's
-        path = _db_file(conn)
-        self.outbox = Outbox(connect(Path(path)) if path else conn)
+        self.outbox = Outbox(state.connection(OUTBOX))  # our own: never interleaves with the caller's
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = BridgeMetrics(self.registry, self.channels, lambda: self.outbox.stats(self.clock()))
         self.http = http

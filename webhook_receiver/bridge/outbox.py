@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from govheal.store import migrate, tx
+from govheal.state import Component
+from govheal.store import tx
 
 from .metrics import BridgeMetrics
 from .model import Notice
@@ -75,6 +76,7 @@ SCHEMA = (
     )
     """,
 )
+OUTBOX = Component("bridge_outbox", SCHEMA)
 BATCH = 64  # enough to fill one message (10 embeds / ~4000 characters) after coalescing
 BACKOFF_MAX = 300.0
 LINGER = 0.02  # a burst is still arriving while its newest notice is younger than this
@@ -103,13 +105,12 @@ def backoff(attempts: int) -> float:
 
 
 class Outbox:
-    """All SQL of the bridge. Thread-safe: one connection, one lock, short transactions."""
+    """All SQL of the bridge. Thread-safe: one connection (migrated: ``State.connection(OUTBOX)``), one lock,
+    short transactions."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
-        with self.lock:
-            migrate(conn, "bridge_outbox", SCHEMA)
 
     def enqueue(self, channels: Iterable[str], notice: Notice, accepted: float, *, direct: bool = False,
                 fallback_from: str | None = None, notice_id: str | None = None,
