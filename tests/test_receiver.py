@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,9 @@ from webhook_receiver.bridge.secrets import Secrets
 from webhook_receiver.cli import Redact
 from webhook_receiver.dispatch import base_notice, dedupe_id
 from webhook_receiver.inbox import Inbox
-from webhook_receiver.models import PayloadError, parse_payload
+from webhook_receiver.metrics import DispatchStage
+from webhook_receiver.models import Alert, PayloadError, incident_id, parse_payload
+from webhook_receiver.routing import AlertOutcome, Routing
 
 
 class Rig:
@@ -448,3 +451,28 @@ def test_the_ops_view_lists_what_was_done_with_recent_alerts(rig: Rig) -> None:
     assert [(a["agent"], a["outcome"], a["result"]) for a in view["alerts"]] == [
         ("Nobody", "ignored_unknown_agent", "notified"), ("GG", "accepted", "healed")]
     assert rig.client.get("/ops/recent?limit=x", headers=AUTH).status_code == 400
+
+
+def test_the_alert_stays_the_validated_model_from_the_edge_to_the_inbox_and_back(tmp_path: Path) -> None:
+    first = Rig(tmp_path, start=False)
+    a = alert("GG", note="é🔥")
+    assert first.post(json.dumps(payload(a)).encode()).status_code == 200
+    [entry] = Rig(tmp_path, start=False).svc.inbox.pending()  # read back by a fresh process
+    assert isinstance(entry.alert, Alert)
+    assert entry.alert == parse_payload(json.dumps(payload(a)).encode()).alerts[0]
+    assert entry.incident == incident_id(a["fingerprint"], a["startsAt"]) == entry.alert.incident
+    assert entry.routing == Routing(AlertOutcome.ACCEPTED, agent="GG", node="n1", action="restart")
+
+
+def test_one_function_makes_the_incident_id_and_nothing_parses_it_back() -> None:
+    sources = {p: p.read_text() for p in (Path(__file__).resolve().parent.parent / "webhook_receiver").rglob("*.py")}
+    made = [p.name for p, text in sources.items() if re.search(r"fingerprint\}?:\{", text)]
+    parsed = [p.name for p, text in sources.items() if re.search(r"incident\S*\.(r?split|partition)\(", text)]
+    assert made == ["models.py"] and parsed == []
+
+
+def test_every_alert_outcome_and_dispatch_stage_is_a_series_at_zero_from_the_start(rig: Rig) -> None:
+    for outcome in AlertOutcome:
+        assert rig.metric("govheal_webhook_alerts_total", outcome=outcome) == 0
+    for stage in DispatchStage:
+        assert rig.metric("govheal_dispatch_errors_total", stage=stage) == 0

@@ -22,10 +22,11 @@ from govheal.config import Config
 from govheal.state import State
 from webhook_receiver.auth import bearer_ok, load_token
 from webhook_receiver.deadman import Deadman
-from webhook_receiver.dispatch import Dispatcher, route
-from webhook_receiver.inbox import Inbox
+from webhook_receiver.dispatch import Dispatcher
+from webhook_receiver.inbox import Inbox, NewAlert
 from webhook_receiver.metrics import ReceiverMetrics
 from webhook_receiver.models import PayloadError, parse_payload
+from webhook_receiver.routing import AlertOutcome, route
 
 log = logging.getLogger("govheal.receiver")
 WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
@@ -128,7 +129,7 @@ def read_payload() -> Any:
 def alertmanager() -> Any:
     svc = services()
     payload = read_payload()
-    routed = [route(svc.config, alert, payload.groupKey) for alert in payload.alerts]
+    routed = [NewAlert(alert, route(svc.config, alert), payload.groupKey) for alert in payload.alerts]
     now = svc.clock()
     try:
         entries = svc.inbox.accept(routed, now)
@@ -137,9 +138,9 @@ def alertmanager() -> Any:
         return error(503, "could not persist the alerts; Alertmanager will retry")
     outcomes = []
     for new, entry in zip(routed, entries, strict=True):
-        outcome = new.outcome if entry is not None else "duplicate"
+        outcome = new.routing.outcome if entry is not None else AlertOutcome.DUPLICATE
         svc.metrics.alerts.labels(outcome).inc()
-        outcomes.append({"fingerprint": new.fingerprint, "status": new.status, "outcome": outcome})
+        outcomes.append({"fingerprint": new.alert.fingerprint, "status": new.alert.status, "outcome": outcome})
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
     if payload.truncatedAlerts:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from govheal.config import Config
-from govheal.types import format_duration
+from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.inbox import Inbox
 from webhook_receiver.metrics import ReceiverMetrics
@@ -60,12 +60,8 @@ class Deadman:
             self.inbox.set_watchdog(now, None)
             self._publish()
         if was_silent is not None:
-            self._send(f"deadman:{self.node}:back:{was_silent!r}", Notice(
-                key=self._key(was_silent), severity="info", status="resolved",
-                title=f"Alert pipeline back on {self.node}",
-                summary=f"Watchdog heartbeats arrive again after {format_duration(round(now - was_silent))} "
-                        "of silence.",
-                node=self.node, alertname="Watchdog", action="heartbeat received", created=now))
+            self._send(f"deadman:{self.node}:back:{was_silent!r}",
+                       wording.pipeline_back(self._key(was_silent), self.node, now - was_silent, now))
 
     def check(self) -> bool:
         """Page if the heartbeat is overdue and this episode has not been paged; True when it paged."""
@@ -74,13 +70,7 @@ class Deadman:
             reference = max(self.last_seen or 0.0, self.started)
             if self.silent_since is not None or now - reference < self.timeout:
                 return False
-            notice = Notice(
-                key=self._key(now), severity="critical", status="firing",
-                title=f"Alert pipeline silent on {self.node}",
-                summary=f"No Watchdog heartbeat from Alertmanager for {format_duration(round(now - reference))} "
-                        f"(limit {format_duration(self.timeout)}). Prometheus, Alertmanager or the route to this "
-                        "receiver is down: other alerts cannot reach you until it is fixed.",
-                node=self.node, alertname="Watchdog", action="paged directly by the receiver", created=now)
+            notice = wording.pipeline_silent(self._key(now), self.node, now - reference, self.timeout, now)
             # The episode is named by the last heartbeat before it, so a kill between this hand-over and
             # the state write below cannot page the same silence twice (the bridge dedupes on the id).
             episode = f"deadman:{self.node}:silent-after:{self.last_seen!r}"

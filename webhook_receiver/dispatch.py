@@ -1,9 +1,9 @@
-"""Routing and dispatch: alert → inbox row → bridge Notice and (when asked) ``Remediator.submit``.
+"""Dispatch: inbox row → bridge Notice and (when routed to act) ``Remediator.submit``, on a worker pool.
 
-:func:`route` is pure: it decides what an alert is for (act, notify only, or ignore with a reason).
-:class:`Dispatcher` runs a worker pool that serialises work per agent (a resolve never overtakes the
-restart of the same agent) and turns the remediator's events and results into Notice updates with the
-same key, so one incident is one message moving firing → restarting → recovered / gave up.
+:class:`Dispatcher` serialises work per agent (a resolve never overtakes the restart of the same agent) and
+turns the remediator's events and results into updates of the incident's Notice (same key), so one incident
+is one message moving firing → restarting → recovered / gave up. It only schedules: what an alert is for is
+``routing.route``, what the messages say is ``bridge.wording``.
 """
 
 from __future__ import annotations
@@ -13,23 +13,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
-from govheal.config import Agent, Config
-from remediator.api import ACTIONS, Event, Request, Result, UnknownAgent
+from govheal.config import Config
+from remediator.api import Event, Request, Result, UnknownAgent
+from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
-from webhook_receiver.inbox import Entry, Inbox, NewAlert
-from webhook_receiver.metrics import ReceiverMetrics
-from webhook_receiver.models import Alert
+from webhook_receiver.inbox import Entry, Inbox
+from webhook_receiver.metrics import DispatchStage, ReceiverMetrics
 
 log = logging.getLogger("govheal.receiver.dispatch")
-
-NO_REMEDIATION = ("", "none")
-SEVERITIES = {"info": "info", "warning": "warning", "warn": "warning", "critical": "critical",
-              "crit": "critical", "page": "critical", "error": "critical"}
-# Labels shown elsewhere in the message, so not repeated as fields.
-SHOWN_LABELS = {"alertname", "agent", "node", "severity", "remediation"}
 
 
 class RemediatorLike(Protocol):
@@ -47,97 +40,9 @@ def dedupe_id(entry: Entry) -> str:
     return f"alert:{entry.incident}:{entry.status}"
 
 
-def _agent(config: Config, name: str) -> Agent | None:
-    return next((a for a in config.agents if a.name == name), None)
-
-
-def route(config: Config, alert: Alert, group_key: str = "") -> NewAlert:
-    """Decide what this receiver does with one alert. Label values are data: they select, never execute."""
-    labels = alert.labels
-    name = labels.get("agent")
-    agent = _agent(config, name) if name else None
-    node = labels.get("node") or (config.node_of(agent) if agent else None)
-    remediation = labels.get("remediation", "")
-
-    def new(outcome: str, action: str | None = None) -> NewAlert:
-        return NewAlert(fingerprint=alert.fingerprint, status=alert.status, starts_at=alert.startsAt,
-                        alertname=alert.alertname, agent=name, node=node, outcome=outcome, action=action,
-                        alert=alert.model_dump(), group_key=group_key)
-
-    if node is not None and (node != config.node or (agent is not None and config.node_of(agent) != config.node)):
-        return new("ignored_other_node")  # told, never acted on: only that node's receiver may restart it
-    if name and agent is None:
-        return new("ignored_unknown_agent")
-    if remediation in NO_REMEDIATION or agent is None:
-        return new("notify_only")
-    if remediation not in ACTIONS:
-        return new("ignored_unknown_remediation")
-    return new("accepted", action=remediation)
-
-
-# ---------------------------------------------------------------------------------------------
-# Notices
-
-
-def severity_of(labels: dict[str, str]) -> str:
-    return SEVERITIES.get(labels.get("severity", "").lower(), "warning")
-
-
-NOT_ACTED = {
-    "ignored_other_node": "not remediated here: the agent belongs to another node",
-    "ignored_unknown_agent": "not remediated: this agent is not in the receiver's config",
-    "ignored_unknown_remediation": "not remediated: the remediation label is not restart, failover or none",
-}
-
-
 def base_notice(entry: Entry) -> Notice:
-    """The alert itself as a Notice (firing or resolved); key = incident = fingerprint:startsAt."""
-    alert: dict[str, Any] = entry.alert
-    labels: dict[str, str] = alert.get("labels", {})
-    ann: dict[str, str] = alert.get("annotations", {})
-    where = f" on {entry.node}" if entry.node else ""
-    title = f"{entry.alertname}: {entry.agent}{where}" if entry.agent else f"{entry.alertname}{where}"
-    action = NOT_ACTED.get(entry.outcome)
-    if entry.outcome == "accepted" and entry.status == "firing":
-        action = f"{entry.action} requested"
-    return Notice(
-        key=entry.incident, severity=severity_of(labels), status=entry.status, title=title,  # type: ignore[arg-type]
-        summary=ann.get("summary", ""), agent=entry.agent, node=entry.node, alertname=entry.alertname,
-        action=action, runbook_url=ann.get("runbook_url") or None, description=ann.get("description", ""),
-        fields=tuple((k, v) for k, v in sorted(labels.items()) if k not in SHOWN_LABELS), created=entry.received)
-
-
-def _pids(old: int | None, new: int | None) -> str:
-    if old and new:
-        return f", PID {old} → {new}"
-    return f", PID {new}" if new else ""
-
-
-def result_notice(base: Notice, r: Result) -> Notice | None:
-    """The remediator's verdict as an update of the incident's message; None when nothing changed."""
-    verb = "restarted" if r.action == "restart" else "failed over"
-    tries = f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}"
-    why = f": {r.reason}" if r.reason else ""
-    table: dict[str, tuple[str, str]] = {
-        "healed": ("recovered", f"{verb} in {r.duration_seconds:.1f} s{_pids(r.old_pid, r.new_pid)}"),
-        "already_recovered": ("recovered", f"no {r.action} needed: healthy again before acting{why}"),
-        "skipped": (base.status, f"no {r.action}{why}"),
-        "failed": ("gave_up", f"{r.action} failed after {tries}{why}"),
-        "circuit_open": ("gave_up", f"gave up after {tries} — circuit open{why}"),
-        "failover_started": ("gave_up", f"gave up after {tries} — circuit open, failover started"),
-        "failover_failed": ("gave_up", f"gave up after {tries} — circuit open, failover failed{why}"),
-    }
-    if r.outcome not in table:
-        return None  # "duplicate": the incident is already handled and its message already says so
-    status, action = table[r.outcome]
-    return replace(base, status=status, action=action)
-
-
-def progress_notice(base: Notice, e: Event) -> Notice | None:
-    if e.outcome != "restarting":
-        return None
-    attempt = f" (attempt {e.attempt})" if e.attempt else ""
-    return replace(base, status="restarting", action=f"{e.action} in progress{attempt}")
+    """The recorded alert as the incident's Notice (see ``wording.alert_notice``)."""
+    return wording.alert_notice(entry.alert, entry.routing, entry.received)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +91,7 @@ class Dispatcher:
         return len(pending)
 
     def enqueue(self, entry: Entry) -> None:
-        lane = entry.agent or entry.incident.split(":", 1)[0]
+        lane = entry.agent or entry.alert.fingerprint
         with self._cv:
             if entry.id in self._known:
                 return
@@ -264,50 +169,49 @@ class Dispatcher:
                 self.bridge.notify(base, dedupe_id=dedupe_id(entry))
             except Exception:
                 log.exception("dispatch: bridge refused the notice for %r; will retry", entry.incident)
-                self._error("notify")
+                self._error(DispatchStage.NOTIFY)
                 return False
             self.inbox.mark_notified(entry.id)
         result = "notified"
-        if entry.outcome == "accepted" and entry.action and entry.agent:
+        if entry.routing.acts:
             result = self._remediate(entry, base)
         self.inbox.finish(entry.id, result, self.clock())
         return True
 
     def _remediate(self, entry: Entry, base: Notice) -> str:
-        assert entry.agent and entry.action
+        agent, action = entry.routing.agent, entry.routing.action
+        assert agent and action
         if entry.status == "resolved":
             try:
-                self.remediator.resolve(entry.agent, entry.incident)
+                self.remediator.resolve(agent, entry.incident)
             except Exception:
                 log.exception("dispatch: resolve failed for %r", entry.incident)
-                self._error("remediate")
+                self._error(DispatchStage.REMEDIATE)
                 return "error"
             return "resolved"
         self._inflight[entry.incident] = base
-        req = Request(agent=entry.agent, action=entry.action, incident=entry.incident,  # type: ignore[arg-type]
-                      reason=f"{entry.alertname} firing", source="alertmanager")
+        req = Request(agent=agent, action=action, incident=entry.incident,  # type: ignore[arg-type]
+                      reason=f"{entry.alert.alertname} firing", source="alertmanager")
         try:
             res = self.remediator.submit(req)
         except UnknownAgent:
             return "unknown_agent"
         except Exception as exc:
             log.exception("dispatch: remediator raised for %r", entry.incident)
-            self._error("remediate")
-            self._notify(replace(base, status="gave_up", action=f"{entry.action} not attempted: internal error "
-                                 f"({type(exc).__name__}); see the receiver log"))
+            self._error(DispatchStage.REMEDIATE)
+            self._notify(wording.not_attempted(base, action, exc))
             return "error"
         finally:
             self._inflight.pop(entry.incident, None)
-        update = result_notice(base, res)
+        update = wording.result_notice(base, res)
         if update is not None:
             self._notify(update)
-        log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", entry.agent, entry.incident,
-                 entry.action, res.outcome)
+        log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
 
     def _on_event(self, event: Event) -> None:
         base = self._inflight.get(event.incident)
-        update = progress_notice(base, event) if base else None
+        update = wording.progress_notice(base, event) if base else None
         if update is not None:
             self._notify(update)
 
@@ -316,8 +220,8 @@ class Dispatcher:
             self.bridge.notify(notice)
         except Exception:
             log.exception("dispatch: bridge refused an update for %r", notice.key)
-            self._error("notify")
+            self._error(DispatchStage.NOTIFY)
 
-    def _error(self, stage: str) -> None:
+    def _error(self, stage: DispatchStage) -> None:
         if self.metrics:
             self.metrics.dispatch_errors.labels(stage).inc()

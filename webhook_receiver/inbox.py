@@ -8,7 +8,6 @@ dispatcher picks pending rows up again, so work accepted before a crash is not l
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 
 from govheal.state import Component, State
 from govheal.store import tx
+from webhook_receiver.models import Alert
+from webhook_receiver.routing import AlertOutcome, Routing
 
 MIGRATIONS = [
     """
@@ -54,46 +55,42 @@ PENDING, DONE = "pending", "done"
 
 @dataclass(frozen=True)
 class NewAlert:
-    """One alert as routed by dispatch, ready to be recorded."""
+    """One validated alert and what the receiver decided to do with it, ready to be recorded."""
 
-    fingerprint: str
-    status: str
-    starts_at: str
-    alertname: str
-    agent: str | None
-    node: str | None
-    outcome: str  # accepted | notify_only | ignored_* (see dispatch.OUTCOMES)
-    action: str | None  # restart | failover | None
-    alert: dict[str, Any]
+    alert: Alert
+    routing: Routing
     group_key: str = ""
-
-    @property
-    def incident(self) -> str:
-        return f"{self.fingerprint}:{self.starts_at}"
 
 
 @dataclass(frozen=True)
 class Entry:
+    """A recorded alert: the validated model as it arrived (serialised only in the table) and its routing."""
+
     id: int
-    incident: str
-    status: str
-    alertname: str
-    agent: str | None
-    node: str | None
-    outcome: str
-    action: str | None
-    alert: dict[str, Any]
+    alert: Alert
+    routing: Routing
     received: float
     notified: bool
     state: str
     result: str | None
 
+    @property
+    def incident(self) -> str:
+        return self.alert.incident
+
+    @property
+    def status(self) -> str:
+        return self.alert.status
+
+    @property
+    def agent(self) -> str | None:
+        return self.routing.agent
+
 
 def _entry(row: sqlite3.Row) -> Entry:
-    return Entry(id=row["id"], incident=row["incident"], status=row["status"], alertname=row["alertname"],
-                 agent=row["agent"], node=row["node"], outcome=row["outcome"], action=row["action"],
-                 alert=json.loads(row["alert_json"]), received=row["received"], notified=bool(row["notified"]),
-                 state=row["state"], result=row["result"])
+    routing = Routing(AlertOutcome(row["outcome"]), agent=row["agent"], node=row["node"], action=row["action"])
+    return Entry(id=row["id"], alert=Alert.model_validate_json(row["alert_json"]), routing=routing,
+                 received=row["received"], notified=bool(row["notified"]), state=row["state"], result=row["result"])
 
 
 class Inbox:
@@ -107,14 +104,15 @@ class Inbox:
         """Record all alerts in one transaction; the entry for a new one, ``None`` for a duplicate."""
         out: list[Entry | None] = []
         with self._lock, tx(self.conn) as c:
-            for a in alerts:
+            for new in alerts:
+                a, r = new.alert, new.routing
                 row = c.execute(
                     "INSERT INTO inbox_alerts (fingerprint, status, starts_at, incident, alertname, agent, node,"
                     " outcome, action, alert_json, group_key, received, state) VALUES"
                     " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (fingerprint, status, starts_at) DO NOTHING RETURNING *",
-                    (a.fingerprint, a.status, a.starts_at, a.incident, a.alertname, a.agent, a.node, a.outcome,
-                     a.action, json.dumps(a.alert, ensure_ascii=False), a.group_key, now, PENDING),
+                    (a.fingerprint, a.status, a.startsAt, a.incident, a.alertname, r.agent, r.node, r.outcome,
+                     r.action, a.model_dump_json(), new.group_key, now, PENDING),
                 ).fetchone()
                 out.append(_entry(row) if row is not None else None)
         return out

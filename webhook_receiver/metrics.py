@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from webhook_receiver.routing import AlertOutcome
 
 # Statuses the webhook endpoints answer with on purpose (docs/receiver.md); all created at 0.
 REQUEST_STATUSES = ("200", "400", "401", "404", "405", "413", "422", "500", "503")
-ALERT_OUTCOMES = ("accepted", "notify_only", "duplicate", "ignored_other_node", "ignored_unknown_agent",
-                  "ignored_unknown_remediation")
-DISPATCH_STAGES = ("notify", "remediate")
+
+
+class DispatchStage(StrEnum):
+    """``govheal_dispatch_errors_total{stage}``: which step of handling an accepted alert raised."""
+
+    NOTIFY = "notify"
+    REMEDIATE = "remediate"
 
 
 class ReceiverMetrics:
@@ -32,7 +40,7 @@ class ReceiverMetrics:
                                      registry=registry)
         for status in REQUEST_STATUSES:
             self.requests.labels(status)
-        for outcome in ALERT_OUTCOMES:
+        for outcome in AlertOutcome:
             self.alerts.labels(outcome)
-        for stage in DISPATCH_STAGES:
+        for stage in DispatchStage:
             self.dispatch_errors.labels(stage)

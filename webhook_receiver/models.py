@@ -17,6 +17,12 @@ from govheal.config import field_path
 MAX_ALERTS = 10_000
 
 
+def incident_id(fingerprint: str, starts_at: str) -> str:
+    """The one incident identity, shared by the inbox, the remediator (its dedupe key) and the bridge (the
+    message key): an alert's fingerprint and start. Nothing parses it back: its parts are stored beside it."""
+    return f"{fingerprint}:{starts_at}"
+
+
 class PayloadError(Exception):
     """The request body is not an Alertmanager v4 payload; ``status`` is the HTTP status to answer."""
 
@@ -68,8 +74,7 @@ class Alert(_Model):
 
     @property
     def incident(self) -> str:
-        """The incident identity shared with the remediator and the bridge."""
-        return f"{self.fingerprint}:{self.startsAt}"
+        return incident_id(self.fingerprint, self.startsAt)
 
     @property
     def alertname(self) -> str:

@@ -4,12 +4,23 @@ the outbox on every scrape (a collector), so they are right even when another pr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-OUTCOMES = ("sent", "failed", "retried", "dropped_permanent", "merged")
+
+class Delivery(StrEnum):
+    """``govheal_notifications_total{outcome}`` (docs/notifications.md); every one created at 0 per channel."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    RETRIED = "retried"
+    DROPPED_PERMANENT = "dropped_permanent"
+    MERGED = "merged"
+
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -27,13 +38,13 @@ class BridgeMetrics:
             ["channel"], registry=registry)
         self.channels = list(channels)
         for ch in self.channels:
-            for outcome in OUTCOMES:
+            for outcome in Delivery:
                 self.notifications.labels(ch, outcome)
             self.delivery.labels(ch)
             self.degraded.labels(ch).set(0)
         registry.register(OutboxCollector(self.channels, outbox_stats))
 
-    def count(self, channel: str, outcome: str, n: int = 1) -> None:
+    def count(self, channel: str, outcome: Delivery, n: int = 1) -> None:
         if n:
             self.notifications.labels(channel, outcome).inc(n)
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 SEVERITY_LABEL: dict[str, str] = {"info": "INFO", "warning": "WARN", "critical": "CRIT"}
+
+
+class NoticeStatus(StrEnum):
+    """Where an incident's message stands; the renderer has a label for each (``render.STATUS_LABEL``)."""
+
+    FIRING = "firing"
+    RESTARTING = "restarting"
+    RECOVERED = "recovered"
+    RESOLVED = "resolved"
+    GAVE_UP = "gave_up"
+    INFO = "info"
 
 
 @dataclass(frozen=True)
@@ -16,7 +28,7 @@ class Notice:
 
     key: str
     severity: Severity
-    status: str  # firing | restarting | recovered | resolved | gave_up | info
+    status: str  # a NoticeStatus (a plain str once read back from the outbox)
     title: str
     summary: str  # untrusted
     agent: str | None = None

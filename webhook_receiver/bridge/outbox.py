@@ -21,7 +21,7 @@ from typing import Any
 from govheal.state import Component
 from govheal.store import tx
 
-from .metrics import BridgeMetrics
+from .metrics import BridgeMetrics, Delivery
 from .model import Notice
 from .notifiers.base import CHANNEL, EDIT_FAILED, RATE_LIMITED, REJECTED, MessageRef, Notifier, NotifyError
 
@@ -377,8 +377,8 @@ class ChannelWorker(threading.Thread):
             return
         now = self.clock()
         self.outbox.ack(self.channel, plan.batch, plan.merged, new_ref, plan.notices, now)
-        self.metrics.count(self.channel, "sent", len(plan.batch))
-        self.metrics.count(self.channel, "merged", len(plan.batch) - 1 + len(plan.merged))
+        self.metrics.count(self.channel, Delivery.SENT, len(plan.batch))
+        self.metrics.count(self.channel, Delivery.MERGED, len(plan.batch) - 1 + len(plan.merged))
         for it in plan.batch:
             self.metrics.delivery.labels(self.channel).observe(max(0.0, now - it.accepted))
         if self.degraded or self.current_migration() != self.migration:
@@ -390,31 +390,31 @@ class ChannelWorker(threading.Thread):
         if exc.kind == RATE_LIMITED:  # expected under load, honoured, not a failure
             log.info("bridge %s: %s (%d notices)", self.channel, error, len(items))
         else:
-            self.metrics.count(self.channel, "failed")
+            self.metrics.count(self.channel, Delivery.FAILED)
             log.warning("bridge %s: %s (%d notices)", self.channel, error, len(items))
         if exc.kind == RATE_LIMITED:
             self.outbox.retry(items, now + (exc.retry_after or 1.0), error, count=False)
-            self.metrics.count(self.channel, "retried", len(items))
+            self.metrics.count(self.channel, Delivery.RETRIED, len(items))
         elif exc.kind == EDIT_FAILED or (ref is not None and exc.kind == REJECTED):
             self.outbox.forget(self.channel, {it.key for it in items})  # next round sends a new message
-            self.metrics.count(self.channel, "retried", len(items))
+            self.metrics.count(self.channel, Delivery.RETRIED, len(items))
         elif exc.kind == REJECTED and len({it.key for it in items}) > 1:
             # one notice of a merged message may be at fault: send one at a time for a while
             self.solo_until = now + SOLO_PERIOD
-            self.metrics.count(self.channel, "retried", len(items))
+            self.metrics.count(self.channel, Delivery.RETRIED, len(items))
         elif exc.kind == REJECTED:
             self.outbox.drop(items, error, now, self.fallback(self.channel))
-            self.metrics.count(self.channel, "dropped_permanent", len(items))
+            self.metrics.count(self.channel, Delivery.DROPPED_PERMANENT, len(items))
         elif exc.kind == CHANNEL or exc.permanent:
             self.set_degraded(True)
             self.probe_at = now + self.probe_interval
             queued = self.outbox.queued(self.channel)
             self.outbox.drop(queued, error, now, self.fallback(self.channel))
-            self.metrics.count(self.channel, "dropped_permanent", len(queued))
+            self.metrics.count(self.channel, Delivery.DROPPED_PERMANENT, len(queued))
         else:
             attempts = max(it.attempts for it in items) + 1
             self.outbox.retry(items, now + backoff(attempts), error)
-            self.metrics.count(self.channel, "retried", len(items))
+            self.metrics.count(self.channel, Delivery.RETRIED, len(items))
 
     def current_migration(self) -> str | None:
         """``configured>current`` chat id once Telegram moved the chat (migrate_to_chat_id), else None."""

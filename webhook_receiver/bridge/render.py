@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from .model import SEVERITY_LABEL, Notice
+from .model import SEVERITY_LABEL, Notice, NoticeStatus
 
 # Discord limits: discord-api-docs message.mdx "Embed Limits" (ecosystem-facts.md §7).
 DISCORD_CONTENT_MAX = 2000
@@ -31,9 +31,10 @@ TELEGRAM_TEXT_MAX = 4096
 TELEGRAM_BUDGET = 4000
 TELEGRAM_NOTICE_MAX = 3500
 
-STATUS_LABEL = {"firing": "FIRING", "restarting": "RESTARTING", "recovered": "RECOVERED",
-                "resolved": "RESOLVED", "gave_up": "GAVE UP", "info": "INFO"}
-GOOD_STATUSES = frozenset({"recovered", "resolved"})
+STATUS_LABEL = {NoticeStatus.FIRING: "FIRING", NoticeStatus.RESTARTING: "RESTARTING",
+                NoticeStatus.RECOVERED: "RECOVERED", NoticeStatus.RESOLVED: "RESOLVED",
+                NoticeStatus.GAVE_UP: "GAVE UP", NoticeStatus.INFO: "INFO"}
+GOOD_STATUSES = frozenset({NoticeStatus.RECOVERED, NoticeStatus.RESOLVED})
 COLOR = {"critical": 0xE74C3C, "warning": 0xE67E22, "info": 0x3498DB, "good": 0x2ECC71}
 EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵", "good": "✅"}
 ELLIPSIS = "…"
