@@ -194,12 +194,14 @@ DEEP = b"[" * 30_000 + b"]" * 30_000  # 60 KB: under the test limit
 
 @pytest.mark.parametrize(("data", "status", "field", "words"), [
     (b"this is not json", 400, "body", "not JSON"),
-    (b"", 400, "body", "not JSON"),
+    (b"", 400, "body", "empty body"),
+    (b" \n", 400, "body", "empty body"),
     (b"\xff\xfe{}", 400, "body", "UTF-8"),
     (DEEP, 400, "body", "nested too deeply"),
     (json.dumps(payload(alert(note="\ud800"))).encode(), 400, "body", "surrogate"),
     (b"[1, 2]", 422, "body", "JSON object"),
     (json.dumps({**payload(alert()), "version": "3"}).encode(), 422, "version", "version"),
+    (json.dumps({**payload(alert()), "version": 4}).encode(), 422, "version", 'must be the string "4"'),
     (json.dumps({k: v for k, v in payload(alert()).items() if k != "alerts"}).encode(), 422, "alerts", "missing"),
     (json.dumps(payload(alert(), status="burning")).encode(), 422, "status", "firing"),
     (json.dumps(payload({**alert(), "labels": {"alertname": "A", "x": 1}})).encode(), 422, "alerts[0].labels.x",

@@ -101,8 +101,10 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error" and err["loc"] == ("version",):
-        return f"unsupported payload version {repr(err.get('input'))[:40]}; this receiver reads Alertmanager " \
-               "version \"4\""
+        given = err.get("input")
+        if not isinstance(given, str):
+            return f"version must be the string \"4\" (quoted), got {json.dumps(given)[:40]}"
+        return f"unsupported payload version {json.dumps(given)[:40]}; this receiver reads Alertmanager version \"4\""
     return msg
 
 
@@ -121,6 +123,8 @@ def parse_payload(body: bytes) -> Payload:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON", "body") from None
+    if not text.strip():
+        raise PayloadError("empty body; send the Alertmanager webhook JSON (version \"4\")", "body")
     try:
         data = json.loads(text)
     except RecursionError:
