@@ -259,6 +259,11 @@ class ReceiverSpec(Strict):
     workers: int = Field(4, ge=1, le=64)
     threads: int = Field(8, ge=1, le=64, description="waitress request threads")
     deadman_timeout: Duration = Field(180.0, gt=0, description="no Watchdog for this long → CRIT")
+    max_connections: int = Field(1000, ge=10, le=65536, description="open connections the server accepts")
+    max_connections_per_ip: int = Field(100, ge=1, le=65536,
+                                        description="of those, from one non-loopback address")
+    request_timeout: Duration = Field(10.0, gt=0, le=600,
+                                      description="a request must arrive whole (headers and body) within this")
 
 
 class PrometheusSpec(Strict):

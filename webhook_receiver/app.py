@@ -27,6 +27,7 @@ from webhook_receiver.inbox import Inbox, NewAlert
 from webhook_receiver.metrics import ReceiverMetrics
 from webhook_receiver.models import PayloadError, parse_payload
 from webhook_receiver.routing import AlertOutcome, route
+from webhook_receiver.server import too_large_message
 
 log = logging.getLogger("govheal.receiver")
 WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
@@ -58,6 +59,11 @@ class Services:
             self.bridge.start()
         self.dispatcher.start()
         self.deadman.start()
+
+    def count_server_error(self, path: str, status: int) -> None:
+        """An answer the HTTP server gave itself (waitress: body over the limit, headers too large)."""
+        if path in WEBHOOK_PATHS:
+            self.metrics.requests.labels(str(status)).inc()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful: finish what workers hold (bounded), flush the bridge, close the remediator."""
@@ -250,7 +256,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        messages = {413: f"body larger than receiver.max_body_bytes ({config.receiver.max_body_bytes} bytes)",
+        messages = {413: too_large_message(config.receiver.max_body_bytes),
                     404: "no such endpoint; Alertmanager posts to /alertmanager and /watchdog",
                     405: f"method {request.method} not allowed here"}
         status = exc.code or 500

@@ -9,7 +9,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 HELP = "serve the Alertmanager webhook receiver (remediation, notifications, dead-man's switch)"
 log = logging.getLogger("govheal.receiver")
@@ -72,14 +71,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from waitress.server import create_server
-
     from govheal.config import load_config
     from govheal.errors import UsageError
     from govheal.types import parse_listen, split_listen
     from webhook_receiver.app import create_app
     from webhook_receiver.auth import load_token
     from webhook_receiver.bridge.secrets import Secrets
+    from webhook_receiver.server import make_server
 
     config = load_config(args.config)
     token = load_token(config)
@@ -93,12 +91,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("listening on non-loopback address %s: anyone who can reach it needs only the token", host)
     app = create_app(config, token=token, start=False)
     svc = app.extensions["govheal"]
-    limit = config.receiver.max_body_bytes
-    # waitress buffers the body before the app runs; its own cap is a backstop well above ours, so the
-    # app's JSON 413 is what clients normally see.
     try:
-        server: Any = create_server(app, host=host, port=port, threads=config.receiver.threads, ident="govheal",
-                                    max_request_body_size=2 * limit + 65536, clear_untrusted_proxy_headers=True)
+        server = make_server(app, config, host, port, on_error=svc.count_server_error)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT or listen.receiver in the config (port 0 = any free port)") from None

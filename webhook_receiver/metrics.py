@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from webhook_receiver.routing import AlertOutcome
 
 # Statuses the webhook endpoints answer with on purpose (docs/receiver.md); all created at 0.
-REQUEST_STATUSES = ("200", "400", "401", "404", "405", "413", "422", "500", "503")
+REQUEST_STATUSES = ("200", "400", "401", "404", "405", "413", "422", "431", "500", "503")
 
 
 class DispatchStage(StrEnum):
