@@ -357,3 +357,27 @@ def test_a_channel_can_be_limited_to_some_agents_and_alerts(tmp_path: Path) -> N
         assert b.routes(notice(4, agent=None, alertname="AgentCircuitOpen")) == ["discord"]  # no agent: not filtered
     finally:
         b.stop()
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_an_edit_the_channel_refuses_becomes_a_new_message_and_never_degrades_it(bridge_of, fakes,
+                                                                                 status: int) -> None:
+    """A proxy or a compatible service that cannot edit (405/501), or messages it no longer has (404)."""
+    d, t = fakes
+    b = bridge_of()
+    b.notify(notice(1))
+    b.notify(notice(2))
+    wait_for(lambda: drained(b), what="both firing")
+    d.refuse_edits = t.refuse_edits = status
+    b.notify(notice(1, status="resolved", action="alert resolved"))
+    b.notify(notice(3))  # queued behind it: must not be dropped with a degraded channel
+    wait_for(lambda: drained(b), timeout=15, what="the RESOLVED delivered")
+    assert d.refused_edits >= 1 and t.refused_edits >= 1
+    for texts in ([json.dumps(r["body"]) for r in d.received if r["method"] == "POST"],
+                  [r["text"] for r in t.received if r["method"] == "sendmessage"]):
+        assert any("RESOLVED" in x and "(id=1)" in x for x in texts), texts
+        assert any("(id=3)" in x for x in texts)
+    for ch in ("discord", "telegram"):
+        assert sample(b, "govheal_channel_degraded", channel=ch) == 0
+        assert sample(b, "govheal_notifications_total", channel=ch, outcome="dropped_permanent") == 0
+    assert not any(b.degraded().values())

@@ -12,7 +12,14 @@ import responses
 from govheal.config import ChannelSpec
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.bridge.notifiers import NOTIFIERS, MessageRef, NotifyError
-from webhook_receiver.bridge.notifiers.base import CHANNEL, EDIT_FAILED, RATE_LIMITED, TRANSIENT, Pacer
+from webhook_receiver.bridge.notifiers.base import (
+    CHANNEL,
+    EDIT_FAILED,
+    EDIT_UNSUPPORTED,
+    RATE_LIMITED,
+    TRANSIENT,
+    Pacer,
+)
 from webhook_receiver.bridge.secrets import ChannelSecrets, Secrets
 
 HOOK = "https://discord.example/api/webhooks/123456789/SuperSecretWebhookToken_abcdef"
@@ -254,3 +261,15 @@ def test_discord_keeps_thread_id_from_the_configured_url() -> None:
 def test_discord_204_without_an_id_counts_as_delivered_not_as_a_failure() -> None:
     responses.post(HOOK, status=204)
     assert discord().send(discord().render([N])) == MessageRef("")
+
+
+@pytest.mark.parametrize(("status", "kind"), [(404, EDIT_FAILED), (405, EDIT_UNSUPPORTED), (501, EDIT_UNSUPPORTED)])
+@responses.activate
+def test_an_edit_refused_with_404_405_or_501_is_never_a_channel_failure_or_transient(status: int, kind: str) -> None:
+    responses.patch(f"{HOOK}/messages/555", status=status, json={"code": 10015 if status == 404 else 0,
+                                                                  "message": "nope"})
+    responses.post(EDIT, status=status, json={"ok": False, "error_code": status, "description": "Not Found"})
+    for n, ref in ((discord(), MessageRef("555")), (telegram(), MessageRef("7", "424242"))):
+        with pytest.raises(NotifyError) as exc:
+            n.edit(ref, n.render([N]))
+        assert exc.value.kind == kind and not exc.value.permanent, (n.type, exc.value.kind)

@@ -11,8 +11,16 @@ from govheal.config import ChannelSpec
 from govheal.state import State
 from webhook_receiver.bridge.metrics import BridgeMetrics
 from webhook_receiver.bridge.model import Notice
-from webhook_receiver.bridge.notifiers.base import CHANNEL, RATE_LIMITED, TRANSIENT, MessageRef, Notifier, NotifyError
-from webhook_receiver.bridge.outbox import KEEP_DONE, OUTBOX, ChannelWorker, Outbox
+from webhook_receiver.bridge.notifiers.base import (
+    CHANNEL,
+    EDIT_UNSUPPORTED,
+    RATE_LIMITED,
+    TRANSIENT,
+    MessageRef,
+    Notifier,
+    NotifyError,
+)
+from webhook_receiver.bridge.outbox import EDIT_PAUSE, KEEP_DONE, OUTBOX, ChannelWorker, Outbox
 from webhook_receiver.bridge.secrets import ChannelSecrets
 
 
@@ -178,3 +186,38 @@ def test_enqueue_with_a_seen_dedupe_id_queues_nothing(rig) -> None:
     clock.now += KEEP_DONE + 1  # … until it is pruned with the delivered rows
     outbox.prune(clock() - KEEP_DONE)
     assert outbox.enqueue(["main"], n(1), clock(), dedupe_id="alert:k1:firing") is not None
+
+
+def test_a_refused_edit_is_sent_as_a_new_message_and_never_degrades_the_channel(rig) -> None:
+    clock, outbox, notifier, worker, registry = rig
+    outbox.enqueue(["main"], n(1), clock())
+    clock.now += 1
+    drain(worker, clock, 3)
+    outbox.enqueue(["main"], n(1, "resolved"), clock())
+    outbox.enqueue(["main"], n(2), clock())
+    clock.now += 1
+    notifier.script = [NotifyError("401 on the edit", permanent=True, kind=CHANNEL)]
+    drain(worker, clock, 5)
+    assert not worker.degraded and outbox.stats(clock()).get("main") is None
+    assert notifier.sent[-1] == ("send", ["k1:resolved", "k2:firing"])
+    assert registry.get_sample_value("govheal_notifications_total",
+                                     {"channel": "main", "outcome": "dropped_permanent"}) == 0
+
+
+def test_an_endpoint_that_cannot_edit_gets_new_messages_without_asking_again(rig) -> None:
+    clock, outbox, notifier, worker, _ = rig
+    outbox.enqueue(["main"], n(1), clock())
+    clock.now += 1
+    drain(worker, clock, 3)
+    outbox.enqueue(["main"], n(1, "restarting"), clock())
+    clock.now += 1
+    notifier.script = [NotifyError("405", kind=EDIT_UNSUPPORTED)]
+    drain(worker, clock, 5)
+    outbox.enqueue(["main"], n(1, "recovered"), clock())
+    clock.now += 1
+    drain(worker, clock, 5)
+    assert [verb for verb, _ in notifier.sent] == ["send", "send", "send"]  # no second refused edit
+    clock.now += EDIT_PAUSE
+    outbox.enqueue(["main"], n(1, "resolved"), clock())
+    drain(worker, clock, 5)
+    assert notifier.sent[-1][0] == "edit"  # after the pause it tries editing again

@@ -3,6 +3,8 @@
 ``POST /api/webhooks/{id}/{token}[?wait=true]`` and ``PATCH .../messages/{message_id}``; per-webhook
 bucket (default 5 requests / 2 s) with X-RateLimit-* headers and 429 ``retry_after``; embed limits → 400
 code 50035; unknown or deleted webhook → 404 code 10015; unknown message → 404 code 10008.
+``refuse_edits = 404 | 405 | 501`` answers every edit with that status (a proxy or a compatible service
+that cannot edit, or messages deleted), as the services word it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class FakeServer:
         self.injected: list[tuple[int, dict, dict]] = []
         self.held: tuple[int, dict, dict] | None = None
         self.refused_while_held = 0
+        self.refuse_edits: int | None = None
+        self.refused_edits = 0
         self.requests = 0
         fake = self
 
@@ -195,6 +199,11 @@ class FakeDiscord(FakeServer):
                 else (204, None, rl)
         if method == "PATCH" and len(seg) == 6 and seg[4] == "messages":
             mid = seg[5]
+            if self.refuse_edits is not None:
+                self.refused_edits += 1
+                return self.refuse_edits, {404: {"message": "Unknown Message", "code": 10008},
+                                           405: {"message": "405: Method Not Allowed", "code": 0},
+                                           }.get(self.refuse_edits, {"message": "Not Implemented"}), rl
             if mid not in self.messages:
                 return 404, {"message": "Unknown Message", "code": 10008}, rl
             self.messages[mid] = body

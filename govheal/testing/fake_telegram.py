@@ -131,6 +131,10 @@ class FakeTelegram(FakeServer):
             return self.error(403, "Forbidden: bot was blocked by the user")
         if api not in ("sendmessage", "editmessagetext"):
             return self.error(404, "Not Found: method not found")
+        if api == "editmessagetext" and self.refuse_edits is not None:
+            self.refused_edits += 1
+            return self.error(self.refuse_edits, {404: "Not Found", 405: "Method Not Allowed"}.get(
+                self.refuse_edits, "Not Implemented"))
         text = str(params.get("text", ""))
         if params.get("parse_mode") == "HTML":
             try:

@@ -20,10 +20,20 @@ from typing import Any
 
 from govheal.state import Component
 from govheal.store import tx
+from govheal.types import format_duration
 
 from .metrics import BridgeMetrics, Delivery
 from .model import Notice
-from .notifiers.base import CHANNEL, EDIT_FAILED, RATE_LIMITED, REJECTED, MessageRef, Notifier, NotifyError
+from .notifiers.base import (
+    CHANNEL,
+    EDIT_UNSUPPORTED,
+    RATE_LIMITED,
+    REJECTED,
+    TRANSIENT,
+    MessageRef,
+    Notifier,
+    NotifyError,
+)
 
 log = logging.getLogger("govheal.bridge")
 
@@ -83,6 +93,7 @@ LINGER = 0.02  # a burst is still arriving while its newest notice is younger th
 SOLO_PERIOD = 60.0
 LINGER_MAX = 0.25  # but no notice waits longer than this for company
 KEEP_DONE = 7 * 86400.0
+EDIT_PAUSE = 3600.0  # after an endpoint said it cannot edit (405/501), updates are new messages this long
 
 
 @dataclass(frozen=True)
@@ -278,6 +289,7 @@ class ChannelWorker(threading.Thread):
         self.planned: Plan | None = None
         self.solo_until = 0.0  # after a rejected merged message, isolate the culprit
         self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
+        self.edits_off_until = 0.0  # the endpoint cannot edit: send updates as new messages until then
         configured, _, migrated = (self.migration or "").partition(">")
         if migrated and hasattr(notifier, "chat_id") and configured == notifier.secrets.chat_id:
             notifier.chat_id = migrated  # a Telegram group became a supergroup earlier: keep using the new id
@@ -344,7 +356,8 @@ class ChannelWorker(threading.Thread):
         latest = {it.key: it for it in items}  # the newest state of each incident wins
         live = [it for it in items if latest[it.key] is it]
         head = live[0]
-        existing = self.outbox.message_of(self.channel, head.key)
+        editing = now >= self.edits_off_until
+        existing = self.outbox.message_of(self.channel, head.key) if editing else None
         ref: MessageRef | None = None
         if existing is not None:
             ref, old = existing
@@ -356,7 +369,7 @@ class ChannelWorker(threading.Thread):
                 self.outbox.forget(self.channel, update)
                 return None
         else:
-            have = self.outbox.keys_with_messages(self.channel, [it.key for it in live])
+            have = self.outbox.keys_with_messages(self.channel, [it.key for it in live]) if editing else set()
             fresh = [it for it in live if it.key not in have] or [head]
             size = 1 if now < self.solo_until else self.notifier.pack([it.notice for it in fresh])
             batch = fresh[:size]
@@ -395,8 +408,15 @@ class ChannelWorker(threading.Thread):
         if exc.kind == RATE_LIMITED:
             self.outbox.retry(items, now + (exc.retry_after or 1.0), error, count=False)
             self.metrics.count(self.channel, Delivery.RETRIED, len(items))
-        elif exc.kind == EDIT_FAILED or (ref is not None and exc.kind == REJECTED):
-            self.outbox.forget(self.channel, {it.key for it in items})  # next round sends a new message
+        elif ref is not None and exc.kind != TRANSIENT:
+            # an edit the channel will not do (message gone, cannot edit, refused): never the channel's fault,
+            # nothing is dropped; the next round sends the update as a new message (which, if the channel
+            # itself is broken, finds out and degrades it then)
+            if exc.kind == EDIT_UNSUPPORTED and now >= self.edits_off_until:
+                log.warning("bridge %s: the endpoint cannot edit messages (%s); updates go out as new messages "
+                            "for the next %s", self.channel, error, format_duration(EDIT_PAUSE))
+                self.edits_off_until = now + EDIT_PAUSE
+            self.outbox.forget(self.channel, {it.key for it in items})
             self.metrics.count(self.channel, Delivery.RETRIED, len(items))
         elif exc.kind == REJECTED and len({it.key for it in items}) > 1:
             # one notice of a merged message may be at fault: send one at a time for a while

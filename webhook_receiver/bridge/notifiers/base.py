@@ -27,6 +27,10 @@ TRANSIENT = "transient"  # network, timeout, 5xx: retry with backoff
 CHANNEL = "channel"  # permanent for the channel (401/403/404, chat not found): degrade, fall back
 REJECTED = "rejected"  # permanent for this message only (400 on our payload): fall back
 EDIT_FAILED = "edit_failed"  # the message to edit is gone: send a new one
+EDIT_UNSUPPORTED = "edit_unsupported"  # the endpoint cannot edit at all: send new messages, stop editing a while
+# An edit refused with these statuses is never the channel's failure: the update goes out as a new message
+# (a deleted message, a proxy or a "compatible" service that cannot edit).
+EDIT_REFUSED = {404: EDIT_FAILED, 405: EDIT_UNSUPPORTED, 501: EDIT_UNSUPPORTED}
 
 
 class NotifyError(Exception):
@@ -140,6 +144,14 @@ class Notifier:
             except (TypeError, ValueError):
                 continue
         return 1.0
+
+    def refused_edit(self, resp: requests.Response, detail: str) -> NotifyError | None:
+        """An edit the endpoint will not do (EDIT_REFUSED), or None: it must not count against the channel."""
+        kind = EDIT_REFUSED.get(resp.status_code)
+        if kind is None:
+            return None
+        return NotifyError(self.redact(f"{self.type}: edit refused: HTTP {resp.status_code}: {detail}"[:500]),
+                           kind=kind)
 
     def fail(self, resp: requests.Response, body: dict, detail: str, *, permanent_kind: str = CHANNEL) -> NotifyError:
         """Classify an unsuccessful response: 429 rate limit, 5xx transient, 401/403/404 channel, other 4xx."""

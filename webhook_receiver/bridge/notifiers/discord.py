@@ -8,7 +8,7 @@ import requests
 
 from .. import render
 from ..model import Notice
-from .base import CHANNEL, EDIT_FAILED, MessageRef, Notifier, NotifyError
+from .base import CHANNEL, MessageRef, Notifier
 
 # Undocumented per-webhook budget (Discord staff, discord-api-docs#367): 5 requests per 2 s.
 WEBHOOK_BUCKET = ((5, 2.0),)
@@ -55,8 +55,8 @@ class DiscordNotifier(Notifier):
             return MessageRef(str(body.get("id") or ""))
         code = body.get("code")
         detail = f"code {code}: {body.get('message', resp.reason)}"
-        if editing and resp.status_code == 404 and code != UNKNOWN_WEBHOOK:
-            raise NotifyError(self.redact(f"discord: edit failed: {detail}"), kind=EDIT_FAILED)
+        if editing and (refused := self.refused_edit(resp, detail)):
+            raise refused  # even 10015 Unknown Webhook: the new message then finds out, and degrades the channel
         if code == UNKNOWN_WEBHOOK:
             detail += " (the webhook was deleted: create a new one and update the secret)"
         raise self.fail(resp, body, detail, permanent_kind=CHANNEL)

@@ -78,6 +78,8 @@ class TelegramNotifier(Notifier):
         if method == "editMessageText" and resp.status_code == 400 and "message" in low and (
                 "edit" in low or "not found" in low):
             raise NotifyError(self.redact(f"telegram: edit failed: {desc}"), kind=EDIT_FAILED)
+        if method == "editMessageText" and (refused := self.refused_edit(resp, desc)):
+            raise refused
         if resp.status_code == 400 and any(p in low for p in PERMANENT_400):
             raise NotifyError(self.redact(f"telegram: HTTP 400: {desc}"), permanent=True, kind=CHANNEL)
         raise self.fail(resp, body, desc)
