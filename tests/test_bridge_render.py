@@ -31,6 +31,9 @@ CASES = {
     "nasty": Notice(key="am:<nasty>&", severity="info", status="info", title=f"Alert {NASTY}", summary=NASTY,
                     agent="G&G<1>", node="n*1_", action=NASTY, runbook_url="javascript:alert(1)",
                     description=NASTY, fields=((NASTY, NASTY),), created=1_790_000_000.0),
+    "truncated": Notice(key="am:trunc", severity="critical", status="firing", title="AgentDown: GG on n1",
+                        summary="GG is down", agent="GG", node="n1", alertname="AgentDown",
+                        action="restart requested", created=1_790_000_000.0, left_out=40),
     "huge": Notice(key="am:huge", severity="critical", status="firing", title="AgentDown: GG on n1",
                    summary="S" * 5000, agent="GG", node="n1", action="restarting",
                    description=("line <&> of a very long description\n" * 300), created=1_790_000_000.0),
@@ -153,3 +156,13 @@ def test_a_repo_relative_runbook_is_shown_as_text_and_a_joined_one_as_a_link() -
     assert with_runbook_base(CASES["firing"], "https://x.example/").runbook_url == CASES["firing"].runbook_url
     assert with_runbook_base(CASES["nasty"], "https://x.example/").runbook_url == "javascript:alert(1)"  # dropped later
     assert "javascript:" not in json.dumps(render.discord_payload([CASES["nasty"]]))
+
+
+def test_a_message_for_a_truncated_group_says_how_many_alerts_were_left_out() -> None:
+    n = CASES["truncated"]
+    assert "and 40 more alerts of this group" in parse_html(render.telegram_text([n]).html)
+    fields = render.discord_payload([n])["embeds"][0]["fields"]
+    assert {"name": "Not shown", "value": render.left_out(n), "inline": False} in fields
+    assert "and 40 more" in render.left_out(n)
+    one = Notice(**{**n.to_dict(), "fields": (), "left_out": 1})
+    assert "and 1 more alert of" in render.left_out(one)

@@ -478,3 +478,13 @@ def test_every_alert_outcome_and_dispatch_stage_is_a_series_at_zero_from_the_sta
         assert rig.metric("govheal_webhook_alerts_total", outcome=outcome) == 0
     for stage in DispatchStage:
         assert rig.metric("govheal_dispatch_errors_total", stage=stage) == 0
+
+
+def test_every_message_for_a_truncated_group_says_how_many_alerts_were_left_out(rig: Rig) -> None:
+    assert rig.post(body(alert("GG"), alert("Nobody", fp="1212121212121212"), truncatedAlerts=40)).status_code == 200
+    rig.idle()
+    assert [n.status for n in rig.bridge.notices if n.agent == "GG"] == ["firing", "restarting", "recovered"]
+    assert {n.left_out for n in rig.bridge.notices} == {40}  # the alert, its updates, the other alert
+    assert rig.post(body(alert("GG", status="resolved"), status="resolved")).status_code == 200
+    rig.idle()
+    assert rig.bridge.notices[-1].left_out == 0  # a later request of the group sent everything

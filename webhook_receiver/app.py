@@ -135,7 +135,8 @@ def read_payload() -> Any:
 def alertmanager() -> Any:
     svc = services()
     payload = read_payload()
-    routed = [NewAlert(alert, route(svc.config, alert), payload.groupKey) for alert in payload.alerts]
+    routed = [NewAlert(alert, route(svc.config, alert), payload.groupKey, payload.truncatedAlerts)
+              for alert in payload.alerts]
     now = svc.clock()
     try:
         entries = svc.inbox.accept(routed, now)
@@ -150,8 +151,9 @@ def alertmanager() -> Any:
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
     if payload.truncatedAlerts:
-        log.warning("webhook: Alertmanager dropped %d alert(s) of group %r from this request (webhook "
-                    "max_alerts): they were not received", payload.truncatedAlerts, payload.groupKey[:200])
+        log.warning("webhook: Alertmanager left %d alert(s) of group %r out of this request (webhook "
+                    "max_alerts): they were not received; each message of the group says so",
+                    payload.truncatedAlerts, payload.groupKey[:200])
     log.info("webhook: group=%r alerts=%d new=%d", payload.groupKey[:200], len(routed),
              sum(e is not None for e in entries))
     return jsonify({"status": "accepted", "alerts": outcomes}), 200

@@ -42,7 +42,7 @@ def dedupe_id(entry: Entry) -> str:
 
 def base_notice(entry: Entry) -> Notice:
     """The recorded alert as the incident's Notice (see ``wording.alert_notice``)."""
-    return wording.alert_notice(entry.alert, entry.routing, entry.received)
+    return wording.alert_notice(entry.alert, entry.routing, entry.received, left_out=entry.truncated)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ MIGRATIONS = [
         silent_since REAL
     );
     """,
+    # v2: how many alerts of the request's group Alertmanager left out (webhook max_alerts)
+    "ALTER TABLE inbox_alerts ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0",
 ]
 
 INBOX = Component("inbox", MIGRATIONS)
@@ -60,6 +62,7 @@ class NewAlert:
     alert: Alert
     routing: Routing
     group_key: str = ""
+    truncated: int = 0  # alerts of this group Alertmanager did not send (the payload's truncatedAlerts)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Entry:
     notified: bool
     state: str
     result: str | None
+    truncated: int = 0
 
     @property
     def incident(self) -> str:
@@ -90,7 +94,8 @@ class Entry:
 def _entry(row: sqlite3.Row) -> Entry:
     routing = Routing(AlertOutcome(row["outcome"]), agent=row["agent"], node=row["node"], action=row["action"])
     return Entry(id=row["id"], alert=Alert.model_validate_json(row["alert_json"]), routing=routing,
-                 received=row["received"], notified=bool(row["notified"]), state=row["state"], result=row["result"])
+                 received=row["received"], notified=bool(row["notified"]), state=row["state"], result=row["result"],
+                 truncated=row["truncated"])
 
 
 class Inbox:
@@ -108,11 +113,11 @@ class Inbox:
                 a, r = new.alert, new.routing
                 row = c.execute(
                     "INSERT INTO inbox_alerts (fingerprint, status, starts_at, incident, alertname, agent, node,"
-                    " outcome, action, alert_json, group_key, received, state) VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " outcome, action, alert_json, group_key, truncated, received, state) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (fingerprint, status, starts_at) DO NOTHING RETURNING *",
                     (a.fingerprint, a.status, a.startsAt, a.incident, a.alertname, r.agent, r.node, r.outcome,
-                     r.action, a.model_dump_json(), new.group_key, now, PENDING),
+                     r.action, a.model_dump_json(), new.group_key, new.truncated, now, PENDING),
                 ).fetchone()
                 out.append(_entry(row) if row is not None else None)
         return out

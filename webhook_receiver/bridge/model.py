@@ -39,6 +39,7 @@ class Notice:
     description: str = ""  # untrusted, may be large: trimmed by the renderer
     fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # untrusted
     created: float = 0.0  # accepted time (for delivery latency)
+    left_out: int = 0  # alerts of the same Alertmanager group that were not sent to us (truncatedAlerts)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -71,6 +71,12 @@ def trim(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
+def left_out(n: Notice) -> str:
+    """``and 40 more alerts of this group…``: Alertmanager's webhook ``max_alerts`` left them out."""
+    alerts = "alert" if n.left_out == 1 else "alerts"
+    return f"and {n.left_out} more {alerts} of this group, left out by Alertmanager (webhook max_alerts)"
+
+
 def _safe_url(url: str | None) -> str | None:
     return url if url and re.match(r"^https?://[^\s<>\"]+$", url) else None
 
@@ -122,6 +128,8 @@ def _discord_embed(n: Notice) -> dict:
     fields.append({"name": "Status", "value": status_label(n.status), "inline": True})
     if n.action:
         fields.append({"name": "What govheal did", "value": e(n.action, DISCORD_FIELD_VALUE_MAX), "inline": False})
+    if n.left_out:
+        fields.append({"name": "Not shown", "value": left_out(n), "inline": False})
     url = _safe_url(n.runbook_url)
     if url:  # a field, not embed.url: Discord shows only the first of several embeds sharing a url
         fields.append({"name": "Runbook", "value": trim(f"[runbook]({url})", DISCORD_FIELD_VALUE_MAX)})
@@ -213,6 +221,8 @@ def _tg_block(n: Notice, limit: int) -> str:
         h.append(tg_escape(trim(n.summary, 600)))
     if n.action:
         h.append(f"<b>govheal:</b> {tg_escape(trim(n.action, 600))}")
+    if n.left_out:
+        h.append(f"<i>{tg_escape(left_out(n))}</i>")
     url = _safe_url(n.runbook_url)
     if url:
         h.append(f'<a href="{html.escape(url, quote=True)}">Runbook</a>')

@@ -32,8 +32,9 @@ def severity_of(labels: dict[str, str]) -> str:
     return SEVERITIES.get(labels.get("severity", "").lower(), "warning")
 
 
-def alert_notice(alert: Alert, routing: Routing, received: float) -> Notice:
-    """The alert itself (firing or resolved); key = the incident id, so every later state edits it."""
+def alert_notice(alert: Alert, routing: Routing, received: float, *, left_out: int = 0) -> Notice:
+    """The alert itself (firing or resolved); key = the incident id, so every later state edits it.
+    ``left_out``: alerts of its group that Alertmanager did not send (every message of the group says so)."""
     ann = alert.annotations
     where = f" on {routing.node}" if routing.node else ""
     title = f"{alert.alertname}: {routing.agent}{where}" if routing.agent else f"{alert.alertname}{where}"
@@ -45,7 +46,8 @@ def alert_notice(alert: Alert, routing: Routing, received: float) -> Notice:
         title=title, summary=ann.get("summary", ""), agent=routing.agent, node=routing.node,
         alertname=alert.alertname, action=action, runbook_url=ann.get("runbook_url") or None,
         description=ann.get("description", ""),
-        fields=tuple((k, v) for k, v in sorted(alert.labels.items()) if k not in SHOWN_LABELS), created=received)
+        fields=tuple((k, v) for k, v in sorted(alert.labels.items()) if k not in SHOWN_LABELS), created=received,
+        left_out=left_out)
 
 
 def _pids(old: int | None, new: int | None) -> str:
