@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,28 @@ def test_a_message_for_a_truncated_group_says_how_many_alerts_were_left_out() ->
     assert "and 40 more" in render.left_out(n)
     one = Notice(**{**n.to_dict(), "fields": (), "left_out": 1})
     assert "and 1 more alert of" in render.left_out(one)
+
+
+FORGED = "x\r\n✅ INFO · RESOLVED · AgentDown: GG on n1\rgovheal: restarted\u2028ok"
+
+
+def test_cr_lf_in_labels_and_annotations_cannot_forge_a_line_in_either_channel() -> None:
+    n = Notice(key=f"k{FORGED}", severity="critical", status="firing", title=f"AgentDown: {FORGED}",
+               summary=FORGED, agent=FORGED, node=FORGED, alertname="AgentDown", action="restart requested",
+               runbook_url=FORGED, description=f"first line\n{FORGED}", fields=(("instance", FORGED),),
+               created=1_790_000_000.0)
+    html = render.telegram_text([n]).html
+    plain = parse_html(html)
+    outside_quote = parse_html(re.sub(r"(?s)<blockquote>.*?</blockquote>", "", html))
+    assert not [line for line in outside_quote.splitlines() if "RESOLVED" in line and not line.startswith("🔴")
+                and "\\n" not in line], outside_quote
+    assert not any(line.startswith(("✅", "govheal: restarted")) for line in outside_quote.splitlines())
+    assert "x\\r\\n✅ INFO · RESOLVED" in plain  # shown, escaped as the log shows it
+    assert re.search(r"<blockquote>first line\nx\n✅ INFO · RESOLVED[^<]*</blockquote>", html)  # its lines, quoted
+    embed = render.discord_payload([n])["embeds"][0]
+    single = [embed["title"], embed["footer"]["text"], *(f["name"] + f["value"] for f in embed["fields"])]
+    assert not any(c in s for s in single for c in "\r\n\u2028"), single
+    summary = embed["description"].split("\n\n", 1)[0]
+    assert "\n" not in summary and "\r" not in summary
+    assert r"x\\r\\n✅ INFO" in summary  # the escape's backslashes are escaped for markdown: shown as \r\n
+    assert embed_errors(render.discord_payload([n])) == {}

@@ -488,3 +488,17 @@ def test_every_message_for_a_truncated_group_says_how_many_alerts_were_left_out(
     assert rig.post(body(alert("GG", status="resolved"), status="resolved")).status_code == 200
     rig.idle()
     assert rig.bridge.notices[-1].left_out == 0  # a later request of the group sent everything
+
+
+def test_a_label_value_with_cr_lf_reaches_no_message_as_a_line_of_its_own(rig: Rig) -> None:
+    from govheal.testing.fake_telegram import parse_html
+    from webhook_receiver.bridge import render
+
+    forged = "x\r\n✅ INFO · RESOLVED · AgentDown: GG on n1"
+    assert rig.post(body(alert("GG", remediation="none", instance=forged, agent_note=forged))).status_code == 200
+    rig.idle()
+    [notice] = rig.bridge.notices
+    assert ("instance", forged) in notice.fields  # the data is kept as sent; only its rendering is folded
+    for text in (parse_html(render.telegram_text([notice]).html),
+                 json.dumps(render.discord_payload([notice]), ensure_ascii=False)):
+        assert not [line for line in text.splitlines() if line.startswith("✅")], text

@@ -2,6 +2,9 @@
 
 Untrusted text (summary, description, label values) is escaped *after* trimming, so a cut never lands
 inside markup; the identity (title, status, agent, node) is rendered first and never trimmed away.
+Every one-line slot shows control characters as escapes (``\n``, ``\r``, ``\u2028``) like the log does,
+so a label value with CR/LF cannot forge a line of the message; only the description keeps its lines, and
+Telegram shows it inside a quote block.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import copy
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -38,6 +41,32 @@ GOOD_STATUSES = frozenset({NoticeStatus.RECOVERED, NoticeStatus.RESOLVED})
 COLOR = {"critical": 0xE74C3C, "warning": 0xE67E22, "info": 0x3498DB, "good": 0x2ECC71}
 EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵", "good": "✅"}
 ELLIPSIS = "…"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+_BREAK = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (CR, LF, the Unicode line separators…) as visible escapes; tabs stay."""
+    def escaped(m: re.Match[str]) -> str:
+        c = m.group()
+        return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+    return _CONTROL.sub(escaped, text)
+
+
+def lines(text: str) -> str:
+    """Multi-line text (the description): every kind of line break becomes ``\\n``; other controls escaped."""
+    return "\n".join(one_line(line) for line in _BREAK.sub("\n", text).split("\n"))
+
+
+def flat(n: Notice) -> Notice:
+    """The notice with every one-line slot folded (:func:`one_line`) and the description's breaks normalised."""
+    return replace(n, title=one_line(n.title), summary=one_line(n.summary), agent=n.agent and one_line(n.agent),
+                   node=n.node and one_line(n.node), action=n.action and one_line(n.action), key=one_line(n.key),
+                   runbook_url=n.runbook_url and one_line(n.runbook_url), description=lines(n.description),
+                   fields=tuple((one_line(k), one_line(v)) for k, v in n.fields))
 
 
 def status_label(status: str) -> str:
@@ -119,6 +148,7 @@ def embed_size(embed: dict) -> int:
 @lru_cache(maxsize=4096)
 def _discord_embed(n: Notice) -> dict:
     """One embed, within every per-embed limit and at most DISCORD_TOTAL_MAX on its own."""
+    n = flat(n)
     e = lambda s, lim: _escaped_trim(s, lim, discord_escape)  # noqa: E731
     fields: list[dict] = []
     if n.agent:
@@ -211,6 +241,7 @@ def tg_visible(markup: str) -> str:
 
 
 def _tg_block(n: Notice, limit: int) -> str:
+    n = flat(n)
     h: list[str] = []
     tone_ = tone(n)
     h.append(f"{EMOJI[tone_]} <b>{tg_escape(trim(headline(n), 300))}</b>")
@@ -233,9 +264,10 @@ def _tg_block(n: Notice, limit: int) -> str:
         h.append(f"<i>{tg_escape(kv)}</i>")
     key = f"<code>{tg_escape(trim(n.key, 200))}</code>"
     if n.description:
-        room = limit - tg_len("\n".join([*h, key])) - 1
+        quote = ("<blockquote>", "</blockquote>")
+        room = limit - tg_len("\n".join([*h, key, *quote])) - 1
         if room > 40:
-            h.append(_escaped_trim(n.description, room, tg_escape, measure=tg_len))
+            h.append(quote[0] + _escaped_trim(n.description, room, tg_escape, measure=tg_len) + quote[1])
     h.append(key)
     return "\n".join(h)
 
