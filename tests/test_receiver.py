@@ -502,3 +502,18 @@ def test_a_label_value_with_cr_lf_reaches_no_message_as_a_line_of_its_own(rig: R
     for text in (parse_html(render.telegram_text([notice]).html),
                  json.dumps(render.discord_payload([notice]), ensure_ascii=False)):
         assert not [line for line in text.splitlines() if line.startswith("✅")], text
+
+
+def test_an_alert_for_an_agent_no_config_knows_is_told_warned_once_per_agent_and_counted(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="govheal.receiver")
+    for i, name in enumerate(["Nobody", "Nobody", "Ghost\nagent"]):
+        resp = rig.post(body(alert(name, fp=f"{i:016x}")))
+        assert resp.status_code == 200 and resp.json["alerts"][0]["outcome"] == "ignored_unknown_agent"
+    rig.idle()
+    assert rig.remediator.submitted == [] and len(rig.bridge.notices) == 3  # told, not remediated
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "'Nobody'" in warnings[0] and "GG, Mary, Remote" in warnings[0] and "agents:" in warnings[0]
+    assert "'Ghost\\nagent'" in warnings[1]  # the label value escaped, as ever in the log
+    assert rig.metric("govheal_webhook_alerts_total", outcome="ignored_unknown_agent") == 3

@@ -8,6 +8,7 @@ restarts or deliveries.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from govheal.config import Config
 from govheal.state import State
+from govheal.types import format_duration
 from webhook_receiver.auth import bearer_ok, load_token
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.dispatch import Dispatcher
@@ -32,6 +34,32 @@ from webhook_receiver.server import too_large_message
 log = logging.getLogger("govheal.receiver")
 WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
 INBOX_RETENTION = 30 * 86400  # finished rows (idempotency keys) kept this long
+UNKNOWN_AGENT_WARN_EVERY = 3600.0  # one warning per unknown agent name this often
+UNKNOWN_AGENT_NAMES = 1000  # names remembered for that (label values are untrusted: bounded)
+
+
+class UnknownAgents:
+    """Warn once per ``every`` about each agent name that no agent in the config has (then stay quiet)."""
+
+    def __init__(self, config: Config, clock: Callable[[], float], every: float = UNKNOWN_AGENT_WARN_EVERY) -> None:
+        self.known = ", ".join(a.name for a in config.agents)
+        self.clock = clock
+        self.every = every
+        self.warned: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, name: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if now - self.warned.get(name, float("-inf")) < self.every:
+                return
+            if len(self.warned) >= UNKNOWN_AGENT_NAMES:
+                self.warned.pop(min(self.warned, key=self.warned.__getitem__))
+            self.warned[name] = now
+        log.warning("webhook: an alert names agent %r, which is not in the config (agents: %s): it is told, not "
+                    "remediated. Add the agent under agents: or fix the alert's agent label (warned at most every "
+                    "%s per agent; govheal_webhook_alerts_total{outcome=\"ignored_unknown_agent\"} counts them)",
+                    name[:200], self.known[:500], format_duration(self.every))
 
 
 @dataclass
@@ -49,6 +77,7 @@ class Services:
     token: str
     clock: Callable[[], float]
     state: State
+    unknown_agents: UnknownAgents
     owns_state: bool = False
 
     def start(self) -> None:
@@ -150,6 +179,8 @@ def alertmanager() -> Any:
         outcomes.append({"fingerprint": new.alert.fingerprint, "status": new.alert.status, "outcome": outcome})
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
+        if entry is not None and outcome is AlertOutcome.IGNORED_UNKNOWN_AGENT and new.routing.agent:
+            svc.unknown_agents.seen(new.routing.agent)
     if payload.truncatedAlerts:
         log.warning("webhook: Alertmanager left %d alert(s) of group %r out of this request (webhook "
                     "max_alerts): they were not received; each message of the group says so",
@@ -245,7 +276,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, metrics=metrics,
                    registry=registry, remediator=remediator, bridge=bridge,
                    token=token if token is not None else load_token(config), clock=clock, state=state,
-                   owns_state=owns_state)
+                   unknown_agents=UnknownAgents(config, clock), owns_state=owns_state)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.receiver.max_body_bytes
