@@ -247,3 +247,29 @@ def test_one_remote_address_gets_at_most_its_share_of_connections_and_loopback_i
         assert not late.will_close  # a slot of that address was freed
     finally:
         server.close()
+
+
+def test_a_second_receiver_on_the_same_state_dir_exits_2_naming_the_first(receiver: LiveReceiver) -> None:
+    """Two receivers on one state dir both started, and every alert was acted on and announced twice."""
+    port = free_port()
+    out = subprocess.run([sys.executable, "-m", "govheal", "receiver", "--config", str(receiver.tmp / "govheal.yaml"),
+                          "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN}, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out.stderr
+    assert f"pid {receiver.proc.pid}" in out.stderr and f"listening on {receiver.url}" in out.stderr, out.stderr
+    assert "state_dir" in out.stderr and "Traceback" not in out.stderr
+    assert http_get(f"{receiver.url}/readyz")[0] == 200  # the first one is untouched
+
+
+def test_the_state_dir_lock_is_exclusive_and_released_with_the_state_object(tmp_path: Path) -> None:
+    from govheal.state import State, StateLocked
+
+    first = State.open(tmp_path)
+    first.lock("receiver", listen="http://127.0.0.1:1234")
+    second = State.open(tmp_path)
+    with pytest.raises(StateLocked, match=rf"pid {os.getpid()}, listening on http://127.0.0.1:1234"):
+        second.lock("receiver")
+    assert StateLocked.exit_code == 2
+    first.close()
+    second.lock("receiver")  # free again once the holder is gone
+    second.close()

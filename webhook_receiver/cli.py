@@ -73,6 +73,7 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from govheal.config import load_config
     from govheal.errors import UsageError
+    from govheal.state import State
     from govheal.types import parse_listen, split_listen
     from webhook_receiver.app import create_app
     from webhook_receiver.auth import load_token
@@ -89,15 +90,25 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--listen: {exc}") from None
     if not _is_loopback(host):
         log.warning("listening on non-loopback address %s: anyone who can reach it needs only the token", host)
-    app = create_app(config, token=token, start=False)
+    # One state object for the process, and the state dir is ours alone: a second receiver on it would act
+    # on and announce every alert twice (the lock goes with the process, even on SIGKILL).
+    state = State.open(config.state_path)
+    try:
+        state.lock("receiver", listen=f"{host}:{port}", config=str(config.source or ""))
+    except UsageError:
+        state.close()
+        raise
+    app = create_app(config, token=token, start=False, state=state)
     svc = app.extensions["govheal"]
     try:
         server = make_server(app, config, host, port, on_error=svc.count_server_error)
     except OSError as exc:
+        state.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT or listen.receiver in the config (port 0 = any free port)") from None
-    svc.start()
     bound = server.effective_port
+    state.describe_lock("receiver", listen=f"http://{host}:{bound}")
+    svc.start()
     log.info("receiver listening on http://%s:%s node=%s workers=%d threads=%d", host, bound, config.node,
              config.receiver.workers, config.receiver.threads)
 
@@ -114,5 +125,6 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         server.close()
         svc.stop(timeout=5.0)
+        state.close()
         log.info("receiver stopped after %.0f s; pending work stays in the inbox", time.monotonic() - started)
     return 0
