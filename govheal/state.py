@@ -22,6 +22,7 @@ The state object also
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -46,6 +47,7 @@ PROBE_INTERVAL = 1.0  # writable() writes at most this often; the result is reus
 SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 8, 10, 13, 14
 DISK_FAILURES = frozenset({SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN})
 _WRITES = ("COMMIT", "END", "INSERT", "UPDATE", "DELETE", "REPLACE")
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,22 @@ STATE = Component("state", ["CREATE TABLE state_probe (id INTEGER PRIMARY KEY CH
 
 def disk_failure(exc: BaseException) -> bool:
     """Is this a write the disk refused (full, I/O error, read-only), as opposed to a bug or contention?"""
+    if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error):
+        return exc.errno in DISK_ERRNOS
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
         return code & 0xFF in DISK_FAILURES
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk i/o error" in text)
+
+
+def log_failure(logger: logging.Logger, message: str, exc: BaseException, *args: object) -> None:
+    """``logger.exception(message)``, except for a disk failure: :class:`WriteHealth` has logged that
+    condition once already, so a component waiting it out adds only a debug line (no traceback per retry)."""
+    if disk_failure(exc):
+        logger.debug(message + ": %s (the state disk refuses writes)", *args, exc)
+    else:
+        logger.error(message, *args, exc_info=exc)
 
 
 class WriteHealth:
@@ -251,8 +264,11 @@ class State:
         fd = self._locks[role]
         holder = {**_read_holder(fd), **info}
         data = json.dumps(holder).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError as exc:  # a full disk: the lock holds all the same, a second process cannot say who
+            log.warning("state: cannot describe the %s lock in %s: %s", role, self.dir / f"{role}.lock", exc)
 
     def close(self) -> None:
         self._stop.set()

@@ -8,6 +8,7 @@ restarts or deliveries.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,13 +21,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from govheal.config import Config
-from govheal.state import State
+from govheal.state import State, log_failure
 from govheal.types import format_duration
 from webhook_receiver.auth import bearer_ok, load_token
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.dispatch import Dispatcher
 from webhook_receiver.inbox import Inbox, NewAlert
-from webhook_receiver.metrics import ReceiverMetrics
+from webhook_receiver.metrics import ReceiverMetrics, StateCollector
 from webhook_receiver.models import PayloadError, parse_payload
 from webhook_receiver.routing import AlertOutcome, route
 from webhook_receiver.server import too_large_message
@@ -81,7 +82,11 @@ class Services:
     owns_state: bool = False
 
     def start(self) -> None:
-        forgotten = self.inbox.prune(self.clock() - INBOX_RETENTION)
+        try:
+            forgotten = self.inbox.prune(self.clock() - INBOX_RETENTION)
+        except sqlite3.Error as exc:  # a full disk: start anyway (not ready), prune at the next start
+            log_failure(log, "inbox: could not prune old rows", exc)
+            forgotten = 0
         if forgotten:
             log.info("inbox: forgot %d finished alert(s) older than %d days", forgotten, INBOX_RETENTION // 86400)
         if hasattr(self.bridge, "start"):
@@ -169,8 +174,8 @@ def alertmanager() -> Any:
     now = svc.clock()
     try:
         entries = svc.inbox.accept(routed, now)
-    except Exception:
-        log.exception("webhook: could not persist %d alert(s)", len(routed))
+    except Exception as exc:
+        log_failure(log, "webhook: could not persist %d alert(s); answered 503", exc, len(routed))
         return error(503, "could not persist the alerts; Alertmanager will retry")
     outcomes = []
     for new, entry in zip(routed, entries, strict=True):
@@ -261,6 +266,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     metrics = ReceiverMetrics(registry)
     owns_state = state is None
     state = state if state is not None else State.open(config.state_path, clock=clock)
+    registry.register(StateCollector(state.health))
     inbox = Inbox(state)
     if remediator is None:
         from remediator.engine import Remediator

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from govheal.config import Config
+from govheal.state import log_failure
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.inbox import Inbox
@@ -84,8 +85,8 @@ class Deadman:
     def _send(self, dedupe_id: str, notice: Notice) -> bool:
         try:
             self.send(notice, dedupe_id=dedupe_id)
-        except Exception:
-            log.exception("deadman: could not hand the notice to the bridge")
+        except Exception as exc:
+            log_failure(log, "deadman: could not hand the notice to the bridge", exc)
             return False
         log.warning("deadman: %s (%s)", notice.title, notice.severity)
         return True
@@ -97,8 +98,8 @@ class Deadman:
             while not self._stop.wait(every):
                 try:
                     self.check()
-                except Exception:
-                    log.exception("deadman: check failed")
+                except Exception as exc:
+                    log_failure(log, "deadman: check failed", exc)
 
         self._thread = threading.Thread(target=loop, name="deadman", daemon=True)
         self._thread.start()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from govheal.config import Config
+from govheal.state import disk_failure, log_failure
 from remediator.api import Event, Request, Result, UnknownAgent
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
@@ -134,8 +135,8 @@ class Dispatcher:
             done = False
             try:
                 done = self.process(entry)
-            except Exception:
-                log.exception("dispatch: unexpected error on alert %d", entry.id)
+            except Exception as exc:
+                log_failure(log, "dispatch: unexpected error on alert %d; will retry", exc, entry.id)
             finally:
                 with self._cv:
                     self._busy.discard(lane)
@@ -155,39 +156,53 @@ class Dispatcher:
                 self._known.discard(entry.id)
                 stopping = self._stopping
             if not stopping:
-                self.enqueue(entry)
+                self.enqueue(self._current(entry))
         timer = threading.Timer(self.retry_delay, again)
         timer.daemon = True
         timer.start()
 
+    def _current(self, entry: Entry) -> Entry:
+        """The row as it is now (notified since?), or as we had it when the store cannot be read."""
+        try:
+            return self.inbox.get(entry.id) or entry
+        except Exception:
+            return entry
+
     # -- the work itself
     def process(self, entry: Entry) -> bool:
-        """Tell the bridge, then the remediator; True when the row is finished, False to retry later."""
+        """Tell the bridge, then the remediator; True when the row is finished, False to retry later.
+
+        A disk that refuses writes (the state object logged it once) is waited out: the row stays pending
+        and is retried every ``retry_delay`` until writes succeed again; nothing is reported as given up.
+        """
         base = base_notice(entry)
         if not entry.notified:  # a crash after the bridge's commit and before ours: the dedupe id covers it
             try:
                 self.bridge.notify(base, dedupe_id=dedupe_id(entry))
-            except Exception:
-                log.exception("dispatch: bridge refused the notice for %r; will retry", entry.incident)
+            except Exception as exc:
+                log_failure(log, "dispatch: bridge refused the notice for %r; will retry", exc, entry.incident)
                 self._error(DispatchStage.NOTIFY)
                 return False
             self.inbox.mark_notified(entry.id)
-        result = "notified"
+        result: str | None = "notified"
         if entry.routing.acts:
             result = self._remediate(entry, base)
+        if result is None:
+            return False
         self.inbox.finish(entry.id, result, self.clock())
         return True
 
-    def _remediate(self, entry: Entry, base: Notice) -> str:
+    def _remediate(self, entry: Entry, base: Notice) -> str | None:
+        """The remediator's outcome for the inbox row; None to try again later (the state disk is failing)."""
         agent, action = entry.routing.agent, entry.routing.action
         assert agent and action
         if entry.status == "resolved":
             try:
                 self.remediator.resolve(agent, entry.incident)
-            except Exception:
-                log.exception("dispatch: resolve failed for %r", entry.incident)
+            except Exception as exc:
+                log_failure(log, "dispatch: resolve failed for %r", exc, entry.incident)
                 self._error(DispatchStage.REMEDIATE)
-                return "error"
+                return None if disk_failure(exc) else "error"
             return "resolved"
         self._inflight[entry.incident] = base
         req = Request(agent=agent, action=action, incident=entry.incident,  # type: ignore[arg-type]
@@ -197,8 +212,10 @@ class Dispatcher:
         except UnknownAgent:
             return "unknown_agent"
         except Exception as exc:
-            log.exception("dispatch: remediator raised for %r", entry.incident)
+            log_failure(log, "dispatch: remediator raised for %r", exc, entry.incident)
             self._error(DispatchStage.REMEDIATE)
+            if disk_failure(exc):
+                return None  # not a verdict: the remediator resumes the incident once it can write again
             self._notify(wording.not_attempted(base, action, exc))
             return "error"
         finally:
@@ -218,8 +235,8 @@ class Dispatcher:
     def _notify(self, notice: Notice) -> None:
         try:
             self.bridge.notify(notice)
-        except Exception:
-            log.exception("dispatch: bridge refused an update for %r", notice.key)
+        except Exception as exc:
+            log_failure(log, "dispatch: bridge refused an update for %r", exc, notice.key)
             self._error(DispatchStage.NOTIFY)
 
     def _error(self, stage: DispatchStage) -> None:

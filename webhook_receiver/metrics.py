@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from govheal.state import WriteHealth
 from webhook_receiver.routing import AlertOutcome
 
 # Statuses the webhook endpoints answer with on purpose (docs/receiver.md); all created at 0.
@@ -44,3 +48,16 @@ class ReceiverMetrics:
             self.alerts.labels(outcome)
         for stage in DispatchStage:
             self.dispatch_errors.labels(stage)
+
+
+class StateCollector(Collector):
+    """Whether the state file takes writes (a full disk stops remediation): read at scrape time."""
+
+    def __init__(self, health: WriteHealth) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily("govheal_state_writable", "1 while writes to the state file succeed, 0 while the "
+                                "disk refuses them (full, I/O error, read-only).", value=int(self.health.writable))
+        yield CounterMetricFamily("govheal_state_write_errors", "Writes to the state file the disk refused.",
+                                  value=self.health.errors)

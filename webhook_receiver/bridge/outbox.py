@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from govheal.state import Component
+from govheal.state import Component, disk_failure
 from govheal.store import tx
 from govheal.types import format_duration
 
@@ -308,7 +308,8 @@ class ChannelWorker(threading.Thread):
             try:
                 pause = self.step()
             except Exception as exc:  # a bug or a DB hiccup must not end delivery
-                log.error("bridge %s: %s", self.channel, self.notifier.redact(f"{type(exc).__name__}: {exc}"))
+                if not disk_failure(exc):  # a full disk was logged once by the state object
+                    log.error("bridge %s: %s", self.channel, self.notifier.redact(f"{type(exc).__name__}: {exc}"))
                 pause = 1.0
             if pause > 0:
                 self.wake.wait(pause)
