@@ -259,6 +259,9 @@ class ReceiverSpec(Strict):
     workers: int = Field(4, ge=1, le=64)
     threads: int = Field(8, ge=1, le=64, description="waitress request threads")
     deadman_timeout: Duration = Field(180.0, gt=0, description="no Watchdog for this long → CRIT")
+    alertmanager_unreachable_after: Duration = Field(
+        60.0, ge=0, description="no answer from any Alertmanager for this long → CRIT straight to the channels "
+                                "(0 = do not watch)")
     max_connections: int = Field(1000, ge=10, le=65536, description="open connections the server accepts")
     max_connections_per_ip: int = Field(100, ge=1, le=65536,
                                         description="of those, from one non-loopback address")

@@ -31,6 +31,7 @@ from webhook_receiver.metrics import ReceiverMetrics, StateCollector
 from webhook_receiver.models import PayloadError, parse_payload
 from webhook_receiver.routing import AlertOutcome, route
 from webhook_receiver.server import too_large_message
+from webhook_receiver.upstream import AlertmanagerWatch, Probe, WatchCollector, alertmanager_health
 
 log = logging.getLogger("govheal.receiver")
 WEBHOOK_PATHS = ("/alertmanager", "/watchdog")
@@ -71,6 +72,7 @@ class Services:
     inbox: Inbox
     dispatcher: Dispatcher
     deadman: Deadman
+    watch: AlertmanagerWatch
     metrics: ReceiverMetrics
     registry: CollectorRegistry
     remediator: Any
@@ -93,6 +95,7 @@ class Services:
             self.bridge.start()
         self.dispatcher.start()
         self.deadman.start()
+        self.watch.start()
 
     def count_server_error(self, path: str, status: int) -> None:
         """An answer the HTTP server gave itself (waitress: body over the limit, headers too large)."""
@@ -102,6 +105,7 @@ class Services:
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful: finish what workers hold (bounded), flush the bridge, close the remediator."""
         self.deadman.stop()
+        self.watch.stop()
         self.dispatcher.stop(timeout)
         for part in (self.bridge, self.remediator):
             closer = getattr(part, "stop", None) or getattr(part, "close", None)
@@ -243,7 +247,7 @@ def healthz() -> Any:
 def readyz() -> Any:
     svc = services()
     checks = {"store_writable": svc.state.writable(), "workers_alive": svc.dispatcher.alive(),
-              "deadman_alive": svc.deadman.alive()}
+              "deadman_alive": svc.deadman.alive(), "alertmanager_watch_alive": svc.watch.alive()}
     ok = all(checks.values())
     return jsonify({"status": "ready" if ok else "not ready", "checks": checks,
                     "queue_depth": svc.dispatcher.depth()}), 200 if ok else 503
@@ -254,13 +258,15 @@ def readyz() -> Any:
 
 def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, state: State | None = None,
                clock: Callable[[], float] = time.time, registry: CollectorRegistry | None = None,
-               token: str | None = None, start: bool = True) -> Flask:
+               token: str | None = None, start: bool = True,
+               alertmanager_probe: Callable[[], Probe] | None = None) -> Flask:
     """Build the receiver. Missing collaborators are built from ``config`` (the real remediator and bridge).
 
     ``state``: the process's state object (``govheal receiver`` opens it once and locks the state dir);
     without one the app opens its own and closes it on ``stop()``. ``start=False`` leaves the workers and
     the dead-man's thread stopped (``app.extensions["govheal"]`` has ``start()``/``stop()``), for tests that
-    drive dispatch by hand.
+    drive dispatch by hand. ``alertmanager_probe``: how the Alertmanager watch asks whether Alertmanager
+    answers (default: the Alertmanagers the config knows, through the client).
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
@@ -279,7 +285,10 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     send_direct = getattr(bridge, "send_direct", bridge.notify)
     dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock)
     deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
-    svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, metrics=metrics,
+    watch = AlertmanagerWatch(config, inbox, send_direct, alertmanager_probe or alertmanager_health(config),
+                              clock=clock)
+    registry.register(WatchCollector(watch))
+    svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, watch=watch, metrics=metrics,
                    registry=registry, remediator=remediator, bridge=bridge,
                    token=token if token is not None else load_token(config), clock=clock, state=state,
                    unknown_agents=UnknownAgents(config, clock), owns_state=owns_state)

@@ -49,6 +49,8 @@ MIGRATIONS = [
     """,
     # v2: how many alerts of the request's group Alertmanager left out (webhook max_alerts)
     "ALTER TABLE inbox_alerts ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0",
+    # v3: the Alertmanager watch's episode (survives a restart, so one outage pages once)
+    "CREATE TABLE inbox_upstream (id INTEGER PRIMARY KEY CHECK (id = 1), last_ok REAL, paged_since REAL)",
 ]
 
 INBOX = Component("inbox", MIGRATIONS)
@@ -172,3 +174,16 @@ class Inbox:
                 "INSERT INTO inbox_watchdog (id, last_seen, silent_since) VALUES (1, ?, ?) ON CONFLICT (id)"
                 " DO UPDATE SET last_seen = excluded.last_seen, silent_since = excluded.silent_since",
                 (last_seen, silent_since))
+
+    # The Alertmanager watch's episode: the last answer before it, and when it paged.
+    def upstream(self) -> tuple[float | None, float | None]:
+        with self._lock:
+            row = self.conn.execute("SELECT last_ok, paged_since FROM inbox_upstream WHERE id = 1").fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_upstream(self, last_ok: float | None, paged_since: float | None) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO inbox_upstream (id, last_ok, paged_since) VALUES (1, ?, ?) ON CONFLICT (id)"
+                " DO UPDATE SET last_ok = excluded.last_ok, paged_since = excluded.paged_since",
+                (last_ok, paged_since))

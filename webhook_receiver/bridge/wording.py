@@ -107,3 +107,20 @@ def pipeline_back(key: str, node: str, silent_for: float, now: float) -> Notice:
         key=key, severity="info", status=NoticeStatus.RESOLVED, title=f"Alert pipeline back on {node}",
         summary=f"Watchdog heartbeats arrive again after {format_duration(round(silent_for))} of silence.",
         node=node, alertname="Watchdog", action="heartbeat received", created=now)
+
+
+def alertmanager_unreachable(key: str, node: str, where: str, silent_for: float, limit: float, now: float) -> Notice:
+    return Notice(
+        key=key, severity="critical", status=NoticeStatus.FIRING, title=f"Alertmanager unreachable from {node}",
+        summary=f"No answer from Alertmanager ({where}) for {format_duration(round(silent_for))} (limit "
+                f"{format_duration(limit)}). Alerts cannot reach this receiver: nothing new is remediated or "
+                "announced until it answers again. Check that it runs and is not frozen or overloaded.",
+        node=node, alertname="AlertmanagerUnreachable", action="paged directly by the receiver", created=now)
+
+
+def alertmanager_back(key: str, node: str, silent_for: float, now: float) -> Notice:
+    return Notice(
+        key=key, severity="info", status=NoticeStatus.RESOLVED, title=f"Alertmanager reachable again from {node}",
+        summary=f"Alertmanager answers again after {format_duration(round(silent_for))}; alerts flow again (it "
+                "re-sends what still fires at its next group interval).",
+        node=node, alertname="AlertmanagerUnreachable", action="Alertmanager answered", created=now)
