@@ -382,6 +382,8 @@ class Remediator:
     def _duplicate(self, inc: Incident) -> str | None:
         if inc.status == IN_PROGRESS:
             holder = self.store.lease_holder(inc.agent, self.clock())
+            if holder == self.owner and not self._locks[inc.agent].locked():
+                holder = None  # our own lease, left when its release could not be written (full disk): resume
             # a live holder is working on it; none means it was interrupted (crash): resume it
             return f"incident in progress ({holder})" if holder else None
         return f"incident already handled: {inc.outcome}" if inc.status == DONE else "incident already resolved"

@@ -35,21 +35,28 @@ def disk_full() -> sqlite3.OperationalError:
 
 
 class FailingWrites:
-    """While ``on``, every write statement on a state connection fails as SQLite fails on a full disk."""
+    """While ``on``, every write statement on a state connection fails as SQLite fails on a full disk
+    (``only``: just the statements containing one of these strings)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, only: tuple[str, ...] = ()) -> None:
         self.on = False
+        self.failed = 0
         real_execute, real_many = state_module.TrackedConnection.execute, state_module.TrackedConnection.executemany
         gate = self
 
+        def refuses(sql: str) -> bool:
+            return gate.on and state_module._writes(sql) and (not only or any(o in sql for o in only))
+
         def execute(conn, sql, parameters=(), /):
-            if gate.on and state_module._writes(sql):
+            if refuses(sql):
+                gate.failed += 1
                 conn._failed(disk_full())
                 raise disk_full()
             return real_execute(conn, sql, parameters)
 
         def executemany(conn, sql, parameters, /):
-            if gate.on and state_module._writes(sql):
+            if refuses(sql):
+                gate.failed += 1
                 conn._failed(disk_full())
                 raise disk_full()
             return real_many(conn, sql, parameters)
@@ -137,6 +144,47 @@ def test_a_remediation_that_cannot_write_waits_for_space_instead_of_giving_up(
         assert [n.status for n in bridge.notices] == ["firing", "restarting", "recovered"]
     finally:
         svc.stop(2)
+
+
+def test_the_real_remediator_resumes_an_incident_whose_writes_failed_once_space_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The disk fills after the lease was taken: the attempt cannot be recorded, nor the lease released.
+
+    When space is back the retried alert must restart the agent, not call its own stale lease
+    "another remediation in progress" (a duplicate that left the agent down for good).
+    """
+    caplog.set_level(logging.DEBUG)
+    writes = FailingWrites(monkeypatch, only=("rem_attempts", "DELETE FROM rem_leases"))
+    with demo_fleet(tmp_path, ["A"]) as (a,):
+        cfg = tmp_path / "govheal.yaml"
+        cfg.write_text(demo_config_text([a]))
+        from govheal.config import parse_config
+
+        config = parse_config(cfg.read_text(), cfg)
+        bridge = FakeBridge()
+        app = create_app(config, bridge=bridge, token=TOKEN, registry=CollectorRegistry(), start=False)
+        svc = app.extensions["govheal"]
+        svc.dispatcher.retry_delay = 0.1
+        try:
+            old = a.pid
+            a.fault("crash", code=1)
+            wait_until(lambda: not is_running(old), 10, what="A crashed")
+            writes.on = True
+            svc.start()
+            resp = app.test_client().post("/alertmanager", data=body(alert("A")), headers=AUTH,
+                                          content_type="application/json")
+            assert resp.status_code == 200
+            wait_until(lambda: writes.failed >= 2, 10, what="the attempt and the lease release refused")
+            assert svc.inbox.pending() and a.pid in (None, old)
+            writes.on = False
+            assert svc.dispatcher.wait_idle(30)
+            [entry] = svc.inbox.recent(1)
+            assert entry["result"] == "healed", entry
+            assert a.pid not in (None, old) and http_get(a.health_url, 1)[0] == 200
+            assert bridge.notices[-1].status == "recovered"
+            assert tracebacks(caplog) == []
+        finally:
+            svc.stop(5)
 
 
 # ------------------------------------------------------------------------------------------------
