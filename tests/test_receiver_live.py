@@ -340,3 +340,58 @@ def test_the_deadman_pages_both_channels_when_the_watchdog_stops_and_says_when_i
                            what=f"INFO on {type(fake).__name__}")
         finally:
             receiver.stop()
+
+
+def test_a_frozen_alertmanager_is_paged_directly_within_the_bound_and_its_return_is_told(tmp_path: Path) -> None:
+    """SIGSTOP: Alertmanager accepts connections and never answers, so no alert (and no Watchdog) arrives.
+
+    The dead-man's switch would page after deadman_timeout (here 1h); the Alertmanager watch pages within
+    receiver.alertmanager_unreachable_after (here 2 s), straight to the channels.
+    """
+    bound = 2.0
+    am_bin = require_binary("prometheus-alertmanager", "alertmanager")
+    am_port = free_port()
+    (tmp_path / "am.yml").write_text("route: {receiver: nowhere}\nreceivers: [{name: nowhere}]\n")
+    with FakeDiscord() as discord, FakeTelegram() as telegram:
+        with open(tmp_path / "am.log", "ab") as log:
+            am = subprocess.Popen(alertmanager_argv(am_bin, tmp_path / "am.yml", tmp_path / "am-data",
+                                                    f"127.0.0.1:{am_port}"),
+                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        receiver = None
+        try:
+            wait_until(Alertmanager(f"http://127.0.0.1:{am_port}", new_session()).ready, 30, what="Alertmanager ready")
+            cfg = tmp_path / "govheal.yaml"
+            cfg.write_text(CHANNELS.replace("deadman_timeout: 1h", f"deadman_timeout: 1h, "
+                                            f"alertmanager_unreachable_after: {bound:g}s")
+                           + f"alertmanager: {{urls: ['http://127.0.0.1:{am_port}']}}\n"
+                           + "node: n1\nstate_dir: state\nagents:\n"
+                           "  - {name: GG, health: {url: 'http://127.0.0.1:9/health'}}\n")
+            receiver = Receiver(tmp_path, cfg, discord, telegram).start()
+            wait_until(lambda: "govheal_alertmanager_reachable 1.0" in http_get(f"{receiver.url}/metrics")[1], 10,
+                       what="the receiver sees Alertmanager answer")
+            am.send_signal(signal.SIGSTOP)
+            frozen = time.monotonic()
+            for fake in (discord, telegram):
+                wait_until(lambda fake=fake: told(fake, "Alertmanager unreachable from n1"), bound + 5,
+                           interval=0.02, what=f"the direct CRIT on {type(fake).__name__}")
+            took = time.monotonic() - frozen
+            print(f"frozen Alertmanager paged after {took:.2f} s (bound {bound:g} s)")
+            assert bound - 0.5 <= took <= bound + 1.5, took
+            assert "govheal_alertmanager_unreachable_paged 1.0" in http_get(f"{receiver.url}/metrics")[1]
+            am.send_signal(signal.SIGCONT)
+            for fake in (discord, telegram):
+                wait_until(lambda fake=fake: told(fake, "Alertmanager reachable again from n1"), 10,
+                           what=f"the INFO on {type(fake).__name__}")
+            pages = [r for r in discord.received if r["method"] == "POST"
+                     and "Alertmanager unreachable" in json.dumps(r["body"])]
+            assert len(pages) == 1, "paged once per outage"
+        finally:
+            am.send_signal(signal.SIGCONT)
+            am.terminate()
+            try:
+                am.wait(10)
+            except subprocess.TimeoutExpired:
+                am.kill()
+                am.wait(10)
+            if receiver is not None:
+                receiver.stop()

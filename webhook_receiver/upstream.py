@@ -21,11 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import requests
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from govheal.client import Alertmanager, new_session
 from govheal.config import Config
+from govheal.endpoints import resolve
 from govheal.state import log_failure
+from govheal.types import display_url
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.inbox import Inbox
@@ -156,6 +160,18 @@ class WatchCollector(Collector):
                                 "that no Alertmanager answers.", value=int(self.watch.paged_since is not None))
 
 
-def alertmanager_health(config: Config) -> Callable[[], Probe]:
-    """The default probe: no Alertmanager known on this branch yet (wired to govheal/client.py on main)."""
-    return lambda: Probe(None)
+def alertmanager_health(config: Config, session: requests.Session | None = None) -> Callable[[], Probe]:
+    """The default probe: ``/-/healthy`` of every Alertmanager the config knows (``alertmanager.urls``, or what
+    a running ``govheal up`` recorded: looked up on every ask, so an Alertmanager started later is found),
+    through ``govheal/client.py``; one answer is enough (a cluster's members gossip)."""
+    http = session if session is not None else new_session()
+    timeout = probe_timeout(config.receiver.alertmanager_unreachable_after)
+
+    def probe() -> Probe:
+        urls = resolve(config).alertmanagers
+        if not urls:
+            return Probe(None)
+        ok = any(Alertmanager(url, http, timeout=timeout).healthy(timeout) for url in urls)
+        return Probe(ok, ", ".join(display_url(u) for u in urls))
+
+    return probe
