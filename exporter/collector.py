@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.snapshot import PROBE_REASONS, READ_ERROR_REASONS, SWITCH_KINDS, AgentSnapshot, Snapshot
+from exporter.snapshot import READ_ERROR_REASONS, SWITCH_KINDS, AgentSnapshot, Snapshot
+from govheal.probe import PROBE_REASONS
 
 AGENT_LABELS = ("agent", "node")
 

@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from exporter.matchers import MATCHERS, Match, Runner, ScanContext, run_command
-from exporter.probe import Prober
 from exporter.process import ProcessTable
-from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
+from exporter.snapshot import AgentSnapshot, CollectorResult, ProcessReading, Snapshot
 from govheal.config import Agent, Config
+from govheal.matchers import MATCHERS, Match, Runner, ScanContext, run_command
+from govheal.probe import Prober, ProbeResult
 from govheal.switches import remediation_allowed
 
 log = logging.getLogger("govheal.exporter")

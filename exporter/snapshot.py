@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from govheal.probe import ProbeResult
 from govheal.switches import KINDS
 
-# Why the last health probe failed; every value is exported (0/1) for every agent with a check.
-PROBE_REASONS = ("timeout", "refused", "bad_status", "body_mismatch", "error")
 # Why a process could not be (fully) read; counted per agent, every value pre-created at 0.
 READ_ERROR_REASONS = ("access_denied", "vanished", "lookup_failed")
 # Governance switch kinds (govheal/switches.py); every kind is exported (0/1) for every agent.
@@ -23,24 +22,6 @@ class ProcessReading:
     start_time: float | None = None
     cpu_seconds: float | None = None
     rss_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """The last HTTP health probe. ``reason`` is one of PROBE_REASONS, or None when it passed."""
-
-    duration: float
-    reason: str | None = None
-    status: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-    @property
-    def reachable(self) -> bool:
-        """An HTTP answer came back (even a bad one): the endpoint is up."""
-        return self.status is not None
 
 
 @dataclass(frozen=True)

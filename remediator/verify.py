@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.matchers import MATCHERS, ScanContext
-from exporter.probe import probe as exporter_probe
 from govheal.config import Agent, Config, HealthCheck
+from govheal.matchers import MATCHERS, ScanContext
+from govheal.probe import probe as http_probe
 from govheal.procs import pid_running as running
 
 
@@ -21,7 +21,7 @@ def find_pid(config: Config, agent: Agent) -> int | None:
 
 def probe(health: HealthCheck) -> tuple[bool, str]:
     """One health check with the exporter's probe (so both agree on healthy): (passed, why not)."""
-    r = exporter_probe(health)
+    r = http_probe(health)
     if r.ok:
         return True, ""
     why = {

@@ -14,7 +14,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.collector import SnapshotCollector
-from exporter.snapshot import AgentSnapshot, CollectorResult, ProbeResult, ProcessReading, Snapshot
+from exporter.snapshot import AgentSnapshot, CollectorResult, ProcessReading, Snapshot
+from govheal.probe import ProbeResult
 from tests.conftest import require_binary
 
 GOLDEN = Path(__file__).parent / "golden" / "exporter.txt"

@@ -1,10 +1,10 @@
 """How an agent's process is found: MATCHERS maps each ``process:`` key to one function.
 
 A matcher answers "which PID is this agent?" and nothing else; whether that PID is running (and not a
-zombie) is read afterwards by :mod:`exporter.process`. Work that is the same for every agent (the
-process table for cmdline, the socket table for port) is done at most once per scrape in
-:class:`ScanContext`. External commands are argv lists with a timeout; a failure is data
-(``Match.error``), never an exception.
+zombie) is read afterwards by its caller (the exporter and the remediator both use these matchers, so they
+never disagree about which process is the agent). Work that is the same for every agent (the process
+table for cmdline, the socket table for port) is done at most once per scrape in :class:`ScanContext`.
+External commands are argv lists with a timeout; a failure is data (``Match.error``), never an exception.
 """
 
 from __future__ import annotations

@@ -17,11 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from exporter import matchers
-from exporter.matchers import MATCHERS, Match, ScanContext, parse_launchctl_print
 from exporter.process import ProcessTable
-from govheal import testing
+from govheal import matchers, testing
 from govheal.config import MATCHER_KEYS, ProcessSpec
+from govheal.matchers import MATCHERS, Match, ScanContext, parse_launchctl_print
 
 FAKES = testing.FAKES
 

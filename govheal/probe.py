@@ -22,16 +22,36 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from exporter.snapshot import ProbeResult
 from govheal.config import HealthCheck
 
 MAX_RESPONSE = 64 * 1024  # bytes read from a health answer; they are small
 USER_AGENT = "govheal-exporter"
 _STATUS_LINE = re.compile(rb"HTTP/\d(?:\.\d)? (\d{3})")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+# Why the last health probe failed; every value is exported (0/1) for every agent with a check.
+PROBE_REASONS = ("timeout", "refused", "bad_status", "body_mismatch", "error")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The last HTTP health probe. ``reason`` is one of PROBE_REASONS, or None when it passed."""
+
+    duration: float
+    reason: str | None = None
+    status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def reachable(self) -> bool:
+        """An HTTP answer came back (even a bad one): the endpoint is up."""
+        return self.status is not None
 
 
 class _Deadline(Exception):
@@ -99,7 +119,7 @@ def _parse(data: bytes) -> tuple[int, bytes]:
 
 
 def probe(check: HealthCheck, clock: Callable[[], float] = time.monotonic) -> ProbeResult:
-    """GET ``check.url``; classify the outcome as one of snapshot.PROBE_REASONS (None = healthy)."""
+    """GET ``check.url``; classify the outcome as one of PROBE_REASONS (None = healthy)."""
     start = clock()
     deadline = start + check.timeout
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.probe import Prober, probe
-from exporter.snapshot import ProbeResult
 from govheal.config import HealthCheck
+from govheal.probe import Prober, ProbeResult, probe
 from govheal.testing.support import free_port
 
 
