@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.state import State
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.fake_telegram import FakeTelegram

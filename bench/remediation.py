@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from govheal import testing
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.testing.remediator.world import World
 from govheal.testing.support import DemoAgent, free_port
 from remediator.api import Request

@@ -20,7 +20,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from exporter.reader import FleetReader
     from exporter.server import make_app, make_registry, serve
-    from govheal.config import load_config
     from govheal.errors import UsageError
     from govheal.store import db_path
     from govheal.switches import SwitchReader
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(args.config)
+    config = args.load_config(args.config)  # handed in by govheal/cli.py (govheal/seams.py)
     listen = config.listen.exporter
     if args.listen:
         try:

@@ -137,7 +137,7 @@ class FleetReader:
     @staticmethod
     def _match(agent: Agent, ctx: ScanContext) -> Match:
         assert agent.process is not None
-        return MATCHERS[agent.process.kind](agent.process, ctx)
+        return MATCHERS[agent.process.kind](agent.process.spec, ctx)
 
     def close(self) -> None:
         self.prober.close()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from govheal import __version__
-from govheal.config import ConfigError
+from govheal.config import Config, ConfigError
 from govheal.errors import GovhealError, path_problem
 
 # A path the operator gave us (state_dir, telemetry_log, a log or run dir) that cannot be used: a config error.
@@ -28,6 +28,15 @@ COMMANDS: dict[str, str] = {
     "receiver": "webhook_receiver.cli",
     "demo-agent": "govheal.demo_agent",
 }
+
+
+def load_config(path: str | None = None) -> Config:
+    """How every command loads govheal.yaml: through the composition root (govheal/seams.py), which knows
+    every registry. Handed to each command as ``args.load_config``: the components' commands (exporter,
+    restart, receiver) may not import the top floor themselves. Imported here on use: ``--help`` stays fast."""
+    from govheal import seams
+
+    return seams.load_config(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, load_config=load_config)
     return parser
 
 

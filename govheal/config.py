@@ -11,15 +11,27 @@ does), so a config and its state directory can move together. See docs/config.md
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
-import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import MappingProxyType, UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from govheal.types import Duration, HttpUrl, Listen
 from govheal.yamlpos import YamlSyntaxError, line_for, load_with_lines
@@ -40,44 +52,50 @@ def _compile(pattern: str, what: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# How a process is found. The keys are the names in exporter/matchers.py MATCHERS.
+# The seams. The base says what every entry of a seam has in common; each entry declares its own model
+# beside its implementation (govheal/matchers.py, remediator/strategies/<name>.py,
+# webhook_receiver/bridge/notifiers/<name>.py), and build_config_model(seams) makes the file's model
+# from those registries. govheal/seams.py (the top floor) hands them in: this module imports none of them.
+
+
+def regex_field(what: str) -> Any:
+    """A string that must compile as a regular expression; the error names ``what`` and the fix."""
+    return Annotated[str, AfterValidator(lambda v: _compile(v, what))]
 
 
 class ProcessSpec(Strict):
-    """Exactly one way to find the agent's process."""
+    """Exactly one way to find the agent's process. The built model has every matcher's fields (a matcher's
+    model names its key after the matcher, e.g. ``pidfile``, plus its own options, e.g. ``user_unit``)."""
 
-    pidfile: str | None = None
-    cmdline: str | None = Field(None, description="regex searched in the space-joined command line")
-    launchd: str | None = Field(None, description="launchd label, resolved with `launchctl print`")
-    systemd: str | None = Field(None, description="systemd unit, resolved with `systemctl show`")
-    port: int | None = Field(None, ge=1, le=65535, description="a TCP port the process listens on")
-    user_unit: bool = Field(False, description="systemd: a --user unit")
-    launchd_domain: str = Field("gui/{uid}", description="launchd domain; {uid} is the current uid")
-
-    @field_validator("cmdline")
-    @classmethod
-    def _cmdline_compiles(cls, v: str | None) -> str | None:
-        return None if v is None else _compile(v, "cmdline regex")
+    matchers: ClassVar[Mapping[str, type[BaseModel]]] = {}
+    _spec: BaseModel | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ProcessSpec:
-        given = [k for k in MATCHER_KEYS if getattr(self, k) is not None]
+        names = tuple(self.matchers)
+        given = [k for k in names if getattr(self, k, None) is not None]
         if len(given) != 1:
-            listed = ", ".join(MATCHER_KEYS)
             got = ", ".join(given) if given else "none"
-            raise ValueError(f"give exactly one of {listed} (got {got})")
+            raise ValueError(f"give exactly one of {', '.join(names)} (got {got})")
+        own = self.matchers[given[0]]
+        for key in sorted(self.model_fields_set - set(own.model_fields)):
+            owner = next((n for n, m in self.matchers.items() if key in m.model_fields), "another matcher")
+            raise ValueError(f"{key} is an option of process.{owner}, not of process.{given[0]}; remove it")
+        self._spec = own.model_validate({k: getattr(self, k) for k in own.model_fields})
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in MATCHER_KEYS if getattr(self, k) is not None)
+        return next(k for k in self.matchers if getattr(self, k, None) is not None)
 
     @property
     def value(self) -> Any:
         return getattr(self, self.kind)
 
-
-MATCHER_KEYS = ("pidfile", "cmdline", "launchd", "systemd", "port")
+    @property
+    def spec(self) -> Any:
+        """The matcher's own model (govheal/matchers.py), holding only its key and options."""
+        return self._spec
 
 
 class HealthCheck(Strict):
@@ -92,50 +110,27 @@ class HealthCheck(Strict):
         return None if v is None else _compile(v, "body_match regex")
 
 
-# ---------------------------------------------------------------------------------------------
-# How an agent is restarted. `strategy` names an entry of remediator/strategies.py STRATEGIES.
+class RestartSpec(Strict):
+    """What every restart strategy's model (``Spec`` in remediator/strategies/<name>.py) has in common."""
 
+    strategy: str
+    needs_process: ClassVar[bool] = True  # False: it can act on an agent with no local process (a command)
 
-class LaunchdRestart(Strict):
-    strategy: Literal["launchd"]
-    label: str | None = Field(None, description="defaults to process.launchd")
-    domain: str = Field("gui/{uid}", description="launchctl domain; {uid} is the current uid")
-    timeout: Duration = 10.0
+    def check(self, agent: Agent) -> str | None:
+        """A rule across the agent's keys (e.g. a label that may come from ``process:``): the message, or None."""
+        return None
 
+    def describe(self, agent: Agent) -> str:
+        """What a restart runs, for ``govheal restart --dry-run``."""
+        return f"{self.strategy}: {self.model_dump(exclude={'strategy'})}"
 
-class SystemdRestart(Strict):
-    strategy: Literal["systemd"]
-    unit: str | None = Field(None, description="defaults to process.systemd")
-    user: bool = False
-    timeout: Duration = 30.0
+    def bound(self) -> float:
+        """The longest one restart (the stop and start commands, not verification) may take: sizes the lease."""
+        return 30.0
 
-
-class CommandRestart(Strict):
-    strategy: Literal["command"]
-    argv: list[str] = Field(min_length=1)
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    log_file: str | None = None
-    stop_timeout: Duration = Field(5.0, description="SIGTERM, wait this long, then SIGKILL the group")
-
-
-class SignalRestart(Strict):
-    strategy: Literal["signal"]
-    signal: str = "HUP"
-
-    @field_validator("signal")
-    @classmethod
-    def _known_signal(cls, v: str) -> str:
-        name = v.upper().removeprefix("SIG")
-        if not hasattr(signal, f"SIG{name}"):
-            raise ValueError(f"unknown signal {v!r}; use a name such as HUP, USR1, TERM")
-        return name
-
-
-RestartSpec = Annotated[
-    LaunchdRestart | SystemdRestart | CommandRestart | SignalRestart, Field(discriminator="strategy")
-]
-STRATEGY_NAMES = ("launchd", "systemd", "command", "signal")
+    def agent_log(self) -> str | None:
+        """The agent's log this strategy writes (its tail goes into the diagnostics), if any."""
+        return None
 
 
 class FallbackSpec(Strict):
@@ -185,7 +180,7 @@ class Agent(Strict):
     critical: bool = False
     process: ProcessSpec | None = None
     health: HealthCheck | None = None
-    restart: RestartSpec | None = None
+    restart: RestartSpec | None = None  # the built model: the union of every strategy's Spec
     start_grace: Duration = Field(10.0, gt=0)
     fallback: FallbackSpec | None = None
     depends_on: list[str] = Field(default_factory=list)
@@ -196,18 +191,12 @@ class Agent(Strict):
     def _process_or_health(self) -> Agent:
         if self.process is None and self.health is None:
             raise ValueError("give process (a local agent) or health (a remote endpoint), or both")
-        if self.process is None and self.restart is not None and self.restart.strategy != "command":
+        if self.process is None and self.restart is not None and self.restart.needs_process:
             raise ValueError(
                 f"restart.strategy {self.restart.strategy} needs a local process; add process or use a command"
             )
-        if isinstance(self.restart, LaunchdRestart) and not (
-            self.restart.label or (self.process and self.process.launchd)
-        ):
-            raise ValueError("restart.strategy launchd needs restart.label or process.launchd")
-        if isinstance(self.restart, SystemdRestart) and not (
-            self.restart.unit or (self.process and self.process.systemd)
-        ):
-            raise ValueError("restart.strategy systemd needs restart.unit or process.systemd")
+        if self.restart is not None and (why := self.restart.check(self)):
+            raise ValueError(why)
         return self
 
     @property
@@ -233,22 +222,17 @@ class ExporterSpec(Strict):
 
 
 class ChannelSpec(Strict):
-    type: Literal["discord", "telegram"]
+    """What every channel's model (``Spec`` beside its notifier in webhook_receiver/bridge/notifiers/) has."""
+
+    type: str
     min_severity: Literal["info", "warning", "critical"] = "info"
     enabled: bool = True
     agents: list[str] = Field(default_factory=list, description="only notices about these agents (empty: all)")
     alertnames: list[str] = Field(default_factory=list, description="only these alerts (empty: all)")
-    # Discord
-    webhook_url_file: str | None = None
-    # Telegram
-    bot_token_file: str | None = None
-    chat_id: str | None = None
-    chat_id_file: str | None = None
-    api_url: HttpUrl | None = None
 
 
 class NotificationsSpec(Strict):
-    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)  # the built model: each channel's own Spec
     runbook_base_url: HttpUrl | None = Field(
         None, description="relative runbook_url annotations (docs/runbooks.md#x) are links under this URL")
 
@@ -303,6 +287,7 @@ class Config(Strict):
     alertmanager: AlertmanagerSpec = Field(default_factory=AlertmanagerSpec)
     agents: list[Agent] = Field(min_length=1)
 
+    seams: ClassVar[Seams | None] = None  # set on the model build_config_model makes
     # Not part of the file: where it came from, for resolving relative paths and for messages.
     _source: Path | None = PrivateAttr(None)
 
@@ -339,6 +324,77 @@ class Config(Strict):
 
 
 # ---------------------------------------------------------------------------------------------
+# The file's model, built from the registries
+
+
+@dataclass(frozen=True, eq=False)
+class Seams:
+    """name → config model of every entry of each seam (govheal/seams.py builds the real one)."""
+
+    process: Mapping[str, type[BaseModel]]  # govheal/matchers.py MATCHERS: name → Matcher.spec
+    restart: Mapping[str, type[RestartSpec]]  # remediator/strategies STRATEGIES: name → Strategy.Spec
+    channel: Mapping[str, type[ChannelSpec]]  # webhook_receiver/bridge/notifiers NOTIFIERS: name → Notifier.Spec
+
+    def _key(self) -> tuple:
+        return tuple(tuple(m.items()) for m in (self.process, self.restart, self.channel))
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Seams) and self._key() == other._key()
+
+
+def _tag(model: type[BaseModel], field: str) -> str | None:
+    """The single Literal value of ``model.field`` (a discriminated union's tag), if it is one."""
+    f = model.model_fields.get(field)
+    args = get_args(f.annotation) if f is not None and get_origin(f.annotation) is Literal else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _tagged_union(models: Mapping[str, type[BaseModel]], field: str, seam: str) -> Any:
+    for name, model in models.items():
+        if _tag(model, field) != name:
+            raise TypeError(f"{seam} {name!r}: its model's {field!r} must be Literal[{name!r}] "
+                            f"(got {model.model_fields.get(field)})")
+    members = tuple(models.values())
+    return Annotated[Union[members], Field(discriminator=field)]  # noqa: UP007 - built at run time
+
+
+def _process_model(matchers: Mapping[str, type[BaseModel]]) -> type[ProcessSpec]:
+    """One flat model with every matcher's fields: its key optional, its options with their defaults."""
+    fields: dict[str, Any] = {}
+    for name, model in matchers.items():
+        if name not in model.model_fields:
+            raise TypeError(f"matcher {name!r}: its model must have a field named {name!r}")
+        for key, f in model.model_fields.items():
+            ann = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            spec = (ann | None, Field(None, description=f.description)) if key == name else \
+                (ann, Field(f.default, description=f.description))
+            if key in fields and key != name:
+                raise TypeError(f"matcher {name!r}: option {key!r} is declared by another matcher too")
+            fields[key] = spec
+    model = create_model("ProcessSpec", __base__=ProcessSpec, **fields)
+    model.matchers = MappingProxyType(dict(matchers))
+    return model
+
+
+@functools.cache
+def build_config_model(seams: Seams) -> type[Config]:
+    """The model of a govheal.yaml whose ``process:``, ``restart:`` and channels are those of ``seams``."""
+    process = _process_model(seams.process)
+    restart = _tagged_union(seams.restart, "strategy", "restart strategy")
+    channel = _tagged_union(seams.channel, "type", "channel type")
+    agent = create_model("Agent", __base__=Agent, process=(process | None, None), restart=(restart | None, None))
+    notifications = create_model("NotificationsSpec", __base__=NotificationsSpec,
+                                 channels=(dict[str, channel], Field(default_factory=dict)))
+    model = create_model("Config", __base__=Config, agents=(list[agent], Field(min_length=1)),
+                         notifications=(notifications, Field(default_factory=notifications)))
+    model.seams = seams
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors and loading
 
 
@@ -372,46 +428,60 @@ def field_path(loc: Iterable[str | int]) -> str:
     return out
 
 
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model class that holds the last key of ``loc`` (for did-you-mean suggestions)."""
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
-            continue
-        if part in STRATEGY_NAMES and model is None:
-            continue
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            # discriminated-union tag ("command") or dict key (channel name)
-            if part in STRATEGY_NAMES:
-                model = {"launchd": LaunchdRestart, "systemd": SystemdRestart,
-                         "command": CommandRestart, "signal": SignalRestart}[part]
-            continue
-        ann = fields[part].annotation
-        model = _first_model(ann)
-    return model
+def _strip(ann: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` → X."""
+    while True:
+        if get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+        elif get_origin(ann) in (Union, UnionType) and type(None) in get_args(ann):
+            rest = [a for a in get_args(ann) if a is not type(None)]
+            if len(rest) != 1:
+                return ann
+            ann = rest[0]
+        else:
+            return ann
 
 
-def _first_model(ann: Any) -> type[BaseModel] | None:
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in getattr(ann, "__args__", ()) or ():
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
+def _union_members(ann: Any) -> dict[str, Any]:
+    """The members of a union of models by the names pydantic puts in an error location (tag or class name)."""
+    if get_origin(ann) not in (Union, UnionType):
+        return {}
+    out: dict[str, Any] = {}
+    for member in get_args(ann):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            out[member.__name__] = member
+            for key in member.model_fields:
+                if (tag := _tag(member, key)) is not None:
+                    out[tag] = member
+    return out
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    """Drop pydantic's union tags ("command", "function-after[...]") from an error location."""
+def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[str | int, ...], type[BaseModel] | None]:
+    """Follow an error location through the model: drop pydantic's union tags ("command", "function-after[…]")
+    and return the clean location and the model that holds its last key (for did-you-mean suggestions)."""
     out: list[str | int] = []
-    prev: Any = None
+    ann: Any = root
+    holder: type[BaseModel] | None = None
     for part in loc:
-        is_tag = isinstance(part, str) and ("[" in part or (part in STRATEGY_NAMES and prev == "restart"))
-        prev = part
-        if not is_tag:
-            out.append(part)
-    return tuple(out)
+        if isinstance(part, str) and "[" in part:
+            continue
+        ann = _strip(ann)
+        members = _union_members(ann)
+        if members and isinstance(part, str) and part in members:
+            ann = members[part]
+            continue
+        out.append(part)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            holder = ann
+            f = ann.model_fields.get(part) if isinstance(part, str) else None
+            ann = f.annotation if f is not None else None
+        elif get_origin(ann) in (list, tuple):
+            ann = get_args(ann)[0]
+        elif get_origin(ann) is dict:
+            ann = get_args(ann)[1]
+        else:
+            ann = None
+    return tuple(out), holder
 
 
 _HINTS: dict[str, str] = {
@@ -426,27 +496,34 @@ _HINTS: dict[str, str] = {
 }
 
 
-def _problem_from_error(err: dict[str, Any], file: str, lines: dict) -> Problem:
-    raw_loc = tuple(err["loc"])
-    loc = _clean_loc(raw_loc)
+def _tag_names(seams: Seams, discriminator: str) -> list[str]:
+    return list(seams.restart if discriminator == "strategy" else seams.channel)
+
+
+def _problem_from_error(err: dict[str, Any], file: str, lines: dict, model: type[Config]) -> Problem:
+    loc, holder = _walk(model, tuple(err["loc"]))
     kind = err["type"]
     field = field_path(loc)
     line = line_for(lines, loc)
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        model = _model_at(raw_loc)
-        choices = list(getattr(model, "model_fields", {}) or {}) if model else []
+        choices = list(holder.model_fields) if holder else []
         close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(choices)}"
         msg = f"unknown key {key!r}; {hint}"
     elif kind == "missing":
         msg = "required key is missing; add it"
     elif kind == "union_tag_invalid":
-        msg = f"unknown restart strategy {err['input'] .get('strategy')!r}; use one of: {', '.join(STRATEGY_NAMES)}"
-        line = line_for(lines, (*loc, "strategy"))
-        field = field_path((*loc, "strategy"))
+        key = err["ctx"]["discriminator"].strip("'")
+        names = _tag_names(model.seams, key)
+        tag = err["ctx"]["tag"]
+        msg = (f"unknown restart strategy {tag!r}; use one of: {', '.join(names)}" if key == "strategy"
+               else f"unknown value {tag!r}; use one of: {', '.join(repr(n) for n in names)}")
+        line = line_for(lines, (*loc, key))
+        field = field_path((*loc, key))
     elif kind == "union_tag_not_found":
-        msg = f"missing 'strategy'; use one of: {', '.join(STRATEGY_NAMES)}"
+        key = err["ctx"]["discriminator"].strip("'")
+        msg = f"missing {key!r}; use one of: {', '.join(_tag_names(model.seams, key))}"
     elif kind == "string_pattern_mismatch":
         msg = f"{err.get('input')!r} is not a valid name; {_HINTS[kind]}"
     elif kind == "list_type" and loc[-1] in ("argv",):
@@ -551,8 +628,9 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def parse_config(text: str, source: Path | None = None) -> Config:
-    """Validate config text; raise :class:`ConfigError` listing every problem."""
+def parse_config(text: str, source: Path | None = None, *, seams: Seams) -> Config:
+    """Validate config text against the model built from ``seams``; raise :class:`ConfigError` listing every
+    problem. Callers use :func:`govheal.seams.parse_config`, which passes the real registries."""
     file = str(source) if source else "<config>"
     try:
         data, lines = load_with_lines(text)
@@ -564,11 +642,12 @@ def parse_config(text: str, source: Path | None = None) -> Config:
         raise ConfigError([Problem(file=file, line=1, field="",
                                    message="the file must be a YAML mapping with an 'agents' list")])
     problems = _cross_checks(data, file, lines)
+    model = build_config_model(seams)
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.model_validate(data)
         cfg._source = source
     except ValidationError as exc:
-        problems = [_problem_from_error(e, file, lines) for e in exc.errors()] + problems
+        problems = [_problem_from_error(e, file, lines, model) for e in exc.errors()] + problems
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(_dedupe(problems))
@@ -598,7 +677,8 @@ def default_config_path() -> Path:
     return example_config()
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, *, seams: Seams) -> Config:
+    """Read and validate a file (see :func:`parse_config`; callers use :func:`govheal.seams.load_config`)."""
     p = Path(path) if path is not None else default_config_path()
     try:
         text = p.read_text(encoding="utf-8")
@@ -610,4 +690,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
                                                      else getattr(exc, "strerror", None) or str(exc))
         raise ConfigError([Problem(file=str(p), line=None, field="",
                                    message=f"cannot read: {why}; pass --config with a govheal.yaml file")]) from None
-    return parse_config(text, source=p.resolve())
+    return parse_config(text, source=p.resolve(), seams=seams)

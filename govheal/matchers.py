@@ -1,4 +1,8 @@
-"""How an agent's process is found: MATCHERS maps each ``process:`` key to one function.
+"""How an agent's process is found: MATCHERS maps each ``process:`` key to its config model and function.
+
+Each matcher declares its own model: a field named after the matcher (its key in ``process:``) and its
+options (``user_unit``, ``launchd_domain``); govheal.config builds ``process:`` from these models, so a
+new matcher is one model, one function and one MATCHERS line here, plus its test and docs/config.md.
 
 A matcher answers "which PID is this agent?" and nothing else; whether that PID is running (and not a
 zombie) is read afterwards by its caller (the exporter and the remediator both use these matchers, so they
@@ -15,10 +19,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
+from pydantic import BaseModel, Field
 
-from govheal.config import ProcessSpec
+from govheal.config import Strict, regex_field
 
 COMMAND_TIMEOUT = 2.0  # seconds for one launchctl/systemctl call
 
@@ -88,8 +94,12 @@ class ScanContext:
         return self._listeners
 
 
-def match_pidfile(spec: ProcessSpec, ctx: ScanContext) -> Match:
-    path = ctx.resolve(spec.pidfile or "")
+class PidfileSpec(Strict):
+    pidfile: str = Field(description="a file holding the PID (relative to the config file)")
+
+
+def match_pidfile(spec: PidfileSpec, ctx: ScanContext) -> Match:
+    path = ctx.resolve(spec.pidfile)
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
@@ -106,9 +116,13 @@ def match_pidfile(spec: ProcessSpec, ctx: ScanContext) -> Match:
 _regex_cache: dict[str, re.Pattern[str]] = {}
 
 
-def match_cmdline(spec: ProcessSpec, ctx: ScanContext) -> Match:
+class CmdlineSpec(Strict):
+    cmdline: regex_field("cmdline regex") = Field(description="regex searched in the space-joined command line")
+
+
+def match_cmdline(spec: CmdlineSpec, ctx: ScanContext) -> Match:
     """The lowest PID whose space-joined command line matches the regex (the exporter never matches)."""
-    pattern = spec.cmdline or ""
+    pattern = spec.cmdline
     regex = _regex_cache.get(pattern) or _regex_cache.setdefault(pattern, re.compile(pattern))
     for pid, cmd in ctx.cmdlines():
         if regex.search(cmd):
@@ -125,7 +139,12 @@ def parse_launchctl_print(text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def match_launchd(spec: ProcessSpec, ctx: ScanContext) -> Match:
+class LaunchdSpec(Strict):
+    launchd: str = Field(description="launchd label, resolved with `launchctl print`")
+    launchd_domain: str = Field("gui/{uid}", description="launchd domain; {uid} is the current uid")
+
+
+def match_launchd(spec: LaunchdSpec, ctx: ScanContext) -> Match:
     domain = spec.launchd_domain.replace("{uid}", str(ctx.uid))
     code, out = ctx.runner(["launchctl", "print", f"{domain}/{spec.launchd}"], COMMAND_TIMEOUT)
     if code == 113:  # "Could not find service ... in domain": not loaded, so not running
@@ -135,11 +154,16 @@ def match_launchd(spec: ProcessSpec, ctx: ScanContext) -> Match:
     return Match(parse_launchctl_print(out))
 
 
-def match_systemd(spec: ProcessSpec, ctx: ScanContext) -> Match:
+class SystemdSpec(Strict):
+    systemd: str = Field(description="systemd unit, resolved with `systemctl show`")
+    user_unit: bool = Field(False, description="a --user unit")
+
+
+def match_systemd(spec: SystemdSpec, ctx: ScanContext) -> Match:
     argv = ["systemctl", "show", "--property=MainPID", "--value"]
     if spec.user_unit:
         argv.append("--user")
-    code, out = ctx.runner([*argv, "--", spec.systemd or ""], COMMAND_TIMEOUT)
+    code, out = ctx.runner([*argv, "--", spec.systemd], COMMAND_TIMEOUT)
     text = out.strip()
     if code != 0 or not text.isdigit():
         return Match(None, "lookup_failed", f"systemctl show exited {code}")
@@ -147,7 +171,11 @@ def match_systemd(spec: ProcessSpec, ctx: ScanContext) -> Match:
     return Match(pid if pid > 0 else None)
 
 
-def match_port(spec: ProcessSpec, ctx: ScanContext) -> Match:
+class PortSpec(Strict):
+    port: int = Field(ge=1, le=65535, description="a TCP port the process listens on")
+
+
+def match_port(spec: PortSpec, ctx: ScanContext) -> Match:
     table = ctx.listeners()
     if table is None:
         return Match(None, "access_denied", "the socket table needs more privileges here")
@@ -159,13 +187,22 @@ def match_port(spec: ProcessSpec, ctx: ScanContext) -> Match:
     return Match(pid)
 
 
-Matcher = Callable[[ProcessSpec, ScanContext], Match]
+@dataclass(frozen=True)
+class Matcher:
+    """One ``process:`` key: its config model and the function that finds the PID from it."""
 
-# The config validates `process:` keys against govheal.config.MATCHER_KEYS; a test keeps the two equal.
+    spec: type[BaseModel]
+    find: Callable[[Any, ScanContext], Match]
+
+    def __call__(self, spec: Any, ctx: ScanContext) -> Match:
+        return self.find(spec, ctx)
+
+
+# The one list of matchers: govheal.config builds `process:` from it (via govheal/seams.py).
 MATCHERS: dict[str, Matcher] = {
-    "pidfile": match_pidfile,
-    "cmdline": match_cmdline,
-    "launchd": match_launchd,
-    "systemd": match_systemd,
-    "port": match_port,
+    "pidfile": Matcher(PidfileSpec, match_pidfile),
+    "cmdline": Matcher(CmdlineSpec, match_cmdline),
+    "launchd": Matcher(LaunchdSpec, match_launchd),
+    "systemd": Matcher(SystemdSpec, match_systemd),
+    "port": Matcher(PortSpec, match_port),
 }

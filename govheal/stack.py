@@ -21,12 +21,13 @@ import psutil
 
 from govheal import chain, endpoints, grafana, tools
 from govheal.client import new_session
-from govheal.config import Agent, CommandRestart, Config
+from govheal.config import Agent, Config
 from govheal.errors import GovhealError
 from govheal.net import LOOPBACK, free_port, http_ok, port_is_free
 from govheal.procs import child_env, pid_running, read_pidfile
 from govheal.supervise import Child, Supervisor
 from govheal.types import display_url, split_listen
+from remediator.strategies.command import Spec as CommandRestart
 
 
 class PortTaken(GovhealError):

@@ -19,11 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from govheal.config import load_config
     from remediator.api import Request
     from remediator.engine import Remediator
 
-    config = load_config(args.config)
+    config = args.load_config(args.config)  # handed in by govheal/cli.py (govheal/seams.py)
     incident = args.incident or f"cli-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{time.time_ns() % 10**6}"
     req = Request(agent=args.agent, action="failover" if args.failover else "restart", incident=incident,
                   reason="requested from the command line", source="cli")

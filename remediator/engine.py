@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry
 
-from govheal.config import Agent, CommandRestart, Config, PolicySpec
+from govheal.config import Agent, Config, PolicySpec
+from govheal.procs import env_without_secrets
 from govheal.state import State
 from govheal.store import db_path
 from remediator import policy as pol
@@ -26,7 +27,7 @@ from remediator.audit import AuditLog
 from remediator.diagnostics import capture
 from remediator.metrics import RemediatorMetrics
 from remediator.store import DONE, IN_PROGRESS, REMEDIATOR, Incident, Store
-from remediator.strategies import Strategy, StrategyError, child_env, default_strategies
+from remediator.strategies import Strategy, StrategyError, default_strategies
 from remediator.verify import Observation, find_pid, observe, verify
 
 LEASE_POLL = 0.1
@@ -213,8 +214,7 @@ class Remediator:
             renew = True
             pid = find_pid(self.config, agent)
             if pid is not None:
-                log = agent.log_file or (agent.restart.log_file if isinstance(agent.restart, CommandRestart)
-                                         else None)
+                log = agent.log_file or (agent.restart.agent_log() if agent.restart else None)
                 diagnostics = capture(pid, self.config.path(log) if log else None)
             now = self.clock()
             state = pol.on_attempt(state, now)
@@ -346,7 +346,7 @@ class Remediator:
         cwd = self.config.source.parent if self.config.source else None
         try:
             proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=FAILOVER_COMMAND_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, check=False, env=child_env())  # no secrets
+                                  stdin=subprocess.DEVNULL, check=False, env=env_without_secrets())  # no secrets
         except FileNotFoundError:
             raise StrategyError(f"fallback command {argv[0]} not found") from None
         except subprocess.TimeoutExpired:
@@ -390,7 +390,7 @@ class Remediator:
 
     def _lease_ttl(self, agent: Agent) -> float:
         p = self._policy(agent)
-        stop = agent.restart.stop_timeout if isinstance(agent.restart, CommandRestart) else 30.0
+        stop = agent.restart.bound() if agent.restart else 30.0
         return agent.start_grace + p.backoff_max + stop + 60.0
 
     def _acquire_lease(self, agent: Agent) -> str | None:
@@ -426,12 +426,7 @@ class Remediator:
 
     def _describe_restart(self, agent: Agent) -> str:
         spec = agent.restart
-        if spec is None:
-            return "nothing (no restart configured)"
-        if isinstance(spec, CommandRestart):
-            return (f"command: SIGTERM, wait {spec.stop_timeout:g}s, SIGKILL the group; then start {spec.argv} "
-                    f"detached" + (f", log {spec.log_file}" if spec.log_file else ""))
-        return f"{spec.strategy}: {spec.model_dump(exclude={'strategy'})}"
+        return "nothing (no restart configured)" if spec is None else spec.describe(agent)
 
     def _describe_fallback(self, agent: Agent) -> str:
         fb = agent.fallback

@@ -15,7 +15,7 @@ def find_pid(config: Config, agent: Agent) -> int | None:
     """The agent's running (non-zombie) PID, or None; the exporter's matching, so both agree."""
     if agent.process is None:
         return None
-    match = MATCHERS[agent.process.kind](agent.process, ScanContext(resolve=config.path))
+    match = MATCHERS[agent.process.kind](agent.process.spec, ScanContext(resolve=config.path))
     return match.pid if running(match.pid) else None
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from govheal.config import Config, parse_config
+from govheal.config import Config
 from govheal.errors import GovhealError
+from govheal.seams import parse_config
 from govheal.state import State
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.fake_telegram import FakeTelegram

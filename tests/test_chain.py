@@ -16,7 +16,7 @@ from govheal import names as series_names
 from govheal import resources
 from govheal.chain import start_chain
 from govheal.client import Prometheus, new_session
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.supervise import Supervisor
 from govheal.testing.support import demo_config_text, demo_fleet, wait_until
 from govheal.testing.webhook_sink import WebhookSink

@@ -66,7 +66,7 @@ def test_a_component_that_dies_while_starting_fails_with_its_log_tail(tmp_path):
 
 def test_committed_files_match_the_demo_fleet_so_they_work_unrendered():
     """prometheus.yml and alertmanager.yml as committed point at examples/govheal.yaml's addresses."""
-    from govheal.config import load_config
+    from govheal.seams import load_config
 
     demo = load_config(resources.example_config())
     for path in map(resources.prometheus_profile, chain.PROFILES):

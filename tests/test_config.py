@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from govheal.cli import main
-from govheal.config import ConfigError, load_config, parse_config
+from govheal.config import ConfigError
 from govheal.resources import example_config
+from govheal.seams import load_config, parse_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 

@@ -486,7 +486,7 @@ def exposition_labels(text: str) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def real_output(tmp_path_factory) -> dict[str, set[str]]:
     """What the exporter (golden snapshot of the real collector) and a real receiver registry emit."""
-    from govheal.config import parse_config
+    from govheal.seams import parse_config
     from webhook_receiver.app import create_app
 
     tmp = tmp_path_factory.mktemp("exposition")

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from govheal import endpoints
-from govheal.config import Config, parse_config
+from govheal.config import Config
 from govheal.endpoints import NoEndpoint, RecordedStack
+from govheal.seams import parse_config
 
 
 def config(tmp_path: Path, extra: str = "") -> Config:

@@ -13,7 +13,7 @@ from exporter import reader as reader_mod
 from exporter.reader import FleetReader
 from exporter.server import make_registry
 from govheal import testing
-from govheal.config import parse_config
+from govheal.seams import parse_config
 
 
 def config(tmp_path: Path, agents: str):

@@ -44,6 +44,7 @@ TOP = {
     "govheal.chain",
     "govheal.demo_agent",
     "govheal.grafana",
+    "govheal.seams",  # the composition root: hands the registries of the components to the base config
     "govheal.stack",
 }
 TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.testing")

@@ -19,8 +19,19 @@ import pytest
 
 from exporter.process import ProcessTable
 from govheal import matchers, testing
-from govheal.config import MATCHER_KEYS, ProcessSpec
-from govheal.matchers import MATCHERS, Match, ScanContext, parse_launchctl_print
+from govheal.config import ConfigError
+from govheal.matchers import (
+    MATCHERS,
+    CmdlineSpec,
+    LaunchdSpec,
+    Match,
+    PidfileSpec,
+    PortSpec,
+    ScanContext,
+    SystemdSpec,
+    parse_launchctl_print,
+)
+from govheal.seams import config_model, parse_config
 
 FAKES = testing.FAKES
 
@@ -44,24 +55,35 @@ def ctx(tmp_path: Path | None = None) -> ScanContext:
     return ScanContext(resolve=lambda p: base / p)
 
 
-def test_matchers_map_names_exactly_the_config_keys():
-    assert tuple(MATCHERS) == MATCHER_KEYS
+def test_the_process_keys_of_the_config_are_the_matchers_and_their_own_options():
+    process = config_model().model_fields["agents"].annotation.__args__[0].model_fields["process"].annotation
+    model = next(a for a in process.__args__ if a is not type(None))
+    assert tuple(model.matchers) == tuple(MATCHERS)
+    assert set(model.model_fields) == {k for m in MATCHERS.values() for k in m.spec.model_fields}
+    for name, m in MATCHERS.items():
+        assert name in m.spec.model_fields, f"matcher {name}: its model's key must be named {name}"
+
+
+def test_an_option_of_another_matcher_is_an_error_naming_its_owner():
+    with pytest.raises(ConfigError, match=r"agents\[0\]\.process: user_unit is an option of process\.systemd, "
+                                          r"not of process\.pidfile; remove it"):
+        parse_config("agents:\n  - name: a\n    process: {pidfile: a.pid, user_unit: true}\n")
 
 
 # --- pidfile -------------------------------------------------------------------------------------
 
 def test_pidfile_gives_the_pid_it_holds(tmp_path: Path):
     (tmp_path / "a.pid").write_text(f"{os.getpid()}\n")
-    assert MATCHERS["pidfile"](ProcessSpec(pidfile="a.pid"), ctx(tmp_path)) == Match(os.getpid())
+    assert MATCHERS["pidfile"](PidfileSpec(pidfile="a.pid"), ctx(tmp_path)) == Match(os.getpid())
 
 
 def test_a_missing_pidfile_means_not_running_without_an_error(tmp_path: Path):
-    assert MATCHERS["pidfile"](ProcessSpec(pidfile="gone.pid"), ctx(tmp_path)) == Match(None)
+    assert MATCHERS["pidfile"](PidfileSpec(pidfile="gone.pid"), ctx(tmp_path)) == Match(None)
 
 
 def test_a_pidfile_without_a_pid_is_a_lookup_error_naming_the_file(tmp_path: Path):
     (tmp_path / "bad.pid").write_text("hello\n")
-    m = MATCHERS["pidfile"](ProcessSpec(pidfile="bad.pid"), ctx(tmp_path))
+    m = MATCHERS["pidfile"](PidfileSpec(pidfile="bad.pid"), ctx(tmp_path))
     assert m.pid is None and m.error == "lookup_failed" and "bad.pid" in m.detail
 
 
@@ -73,10 +95,10 @@ def test_cmdline_finds_a_process_by_regex_and_never_the_exporter_itself(tmp_path
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
         c = ScanContext(own_pid=os.getpid())
-        assert MATCHERS["cmdline"](ProcessSpec(cmdline=f"sleep.*{marker}$"), c) == Match(child.pid)
-        assert MATCHERS["cmdline"](ProcessSpec(cmdline="no-such-process-anywhere-[0-9]{40}"), c) == Match(None)
+        assert MATCHERS["cmdline"](CmdlineSpec(cmdline=f"sleep.*{marker}$"), c) == Match(child.pid)
+        assert MATCHERS["cmdline"](CmdlineSpec(cmdline="no-such-process-anywhere-[0-9]{40}"), c) == Match(None)
         me = " ".join(psutil.Process().cmdline())
-        assert MATCHERS["cmdline"](ProcessSpec(cmdline=f"^{__import__('re').escape(me)}$"), c).pid != os.getpid()
+        assert MATCHERS["cmdline"](CmdlineSpec(cmdline=f"^{__import__('re').escape(me)}$"), c).pid != os.getpid()
     finally:
         child.kill()
         child.wait()
@@ -93,7 +115,7 @@ def test_all_cmdline_matchers_share_one_process_table_scan(monkeypatch: pytest.M
     monkeypatch.setattr(matchers.psutil, "process_iter", counting)
     c = ScanContext()
     for i in range(50):
-        MATCHERS["cmdline"](ProcessSpec(cmdline=f"agent-{i}"), c)
+        MATCHERS["cmdline"](CmdlineSpec(cmdline=f"agent-{i}"), c)
     assert len(calls) == 1
 
 
@@ -102,7 +124,7 @@ def test_all_cmdline_matchers_share_one_process_table_scan(monkeypatch: pytest.M
 @pytest.mark.live
 def test_launchd_reads_the_pid_from_launchctl_print(services: Path):
     (services / "com.example.worker").write_text("4242\n")
-    m = MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext(uid=501))
+    m = MATCHERS["launchd"](LaunchdSpec(launchd="com.example.worker"), ScanContext(uid=501))
     assert m == Match(4242)
     assert "launchctl print gui/501/com.example.worker" in (services / "calls.log").read_text()
 
@@ -110,18 +132,18 @@ def test_launchd_reads_the_pid_from_launchctl_print(services: Path):
 @pytest.mark.live
 def test_launchd_loaded_but_not_running_has_no_pid(services: Path):
     (services / "com.example.worker").write_text("stopped\n")
-    assert MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext()) == Match(None)
+    assert MATCHERS["launchd"](LaunchdSpec(launchd="com.example.worker"), ScanContext()) == Match(None)
 
 
 @pytest.mark.live
 def test_launchd_label_not_loaded_is_not_running_not_an_error(services: Path):
-    assert MATCHERS["launchd"](ProcessSpec(launchd="com.example.absent"), ScanContext()) == Match(None)
+    assert MATCHERS["launchd"](LaunchdSpec(launchd="com.example.absent"), ScanContext()) == Match(None)
 
 
 @pytest.mark.live
 def test_launchd_domain_is_configurable(services: Path):
     (services / "com.example.daemon").write_text("77\n")
-    spec = ProcessSpec(launchd="com.example.daemon", launchd_domain="system")
+    spec = LaunchdSpec(launchd="com.example.daemon", launchd_domain="system")
     assert MATCHERS["launchd"](spec, ScanContext()) == Match(77)
     assert "launchctl print system/com.example.daemon" in (services / "calls.log").read_text()
 
@@ -131,7 +153,7 @@ def test_a_wedged_launchctl_times_out_as_a_lookup_error(services: Path, monkeypa
     monkeypatch.setenv("GOVHEAL_FAKE_SLEEP", "5")
     monkeypatch.setattr(matchers, "COMMAND_TIMEOUT", 0.3)
     t0 = time.monotonic()
-    m = MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext())
+    m = MATCHERS["launchd"](LaunchdSpec(launchd="com.example.worker"), ScanContext())
     assert time.monotonic() - t0 < 3
     assert m.pid is None and m.error == "lookup_failed"
 
@@ -147,17 +169,17 @@ def test_launchctl_print_parser_ignores_nested_pid_like_lines():
 @pytest.mark.live
 def test_systemd_reads_main_pid(services: Path):
     (services / "worker.service").write_text("3131\n")
-    assert MATCHERS["systemd"](ProcessSpec(systemd="worker.service"), ScanContext()) == Match(3131)
+    assert MATCHERS["systemd"](SystemdSpec(systemd="worker.service"), ScanContext()) == Match(3131)
 
 
 @pytest.mark.live
 def test_systemd_main_pid_zero_is_not_running(services: Path):
-    assert MATCHERS["systemd"](ProcessSpec(systemd="stopped.service"), ScanContext()) == Match(None)
+    assert MATCHERS["systemd"](SystemdSpec(systemd="stopped.service"), ScanContext()) == Match(None)
 
 
 @pytest.mark.live
 def test_systemd_user_units_pass_user(services: Path):
-    MATCHERS["systemd"](ProcessSpec(systemd="w.service", user_unit=True), ScanContext())
+    MATCHERS["systemd"](SystemdSpec(systemd="w.service", user_unit=True), ScanContext())
     call = (services / "calls.log").read_text().split()
     assert call[:5] == ["systemctl", "show", "--property=MainPID", "--value", "--user"] and call[-1] == "w.service"
 
@@ -165,13 +187,13 @@ def test_systemd_user_units_pass_user(services: Path):
 @pytest.mark.live
 def test_systemctl_failure_is_a_lookup_error(services: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GOVHEAL_FAKE_SYSTEMCTL_FAIL", "1")
-    m = MATCHERS["systemd"](ProcessSpec(systemd="worker.service"), ScanContext())
+    m = MATCHERS["systemd"](SystemdSpec(systemd="worker.service"), ScanContext())
     assert m.pid is None and m.error == "lookup_failed"
 
 
 def test_missing_launchctl_binary_is_a_lookup_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    m = MATCHERS["launchd"](ProcessSpec(launchd="com.example.worker"), ScanContext())
+    m = MATCHERS["launchd"](LaunchdSpec(launchd="com.example.worker"), ScanContext())
     assert m.error == "lookup_failed"
 
 
@@ -182,8 +204,8 @@ def test_port_finds_the_listening_process():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        assert MATCHERS["port"](ProcessSpec(port=port), ScanContext()) == Match(os.getpid())
-    assert MATCHERS["port"](ProcessSpec(port=port), ScanContext()) == Match(None)
+        assert MATCHERS["port"](PortSpec(port=port), ScanContext()) == Match(os.getpid())
+    assert MATCHERS["port"](PortSpec(port=port), ScanContext()) == Match(None)
 
 
 def test_port_table_denied_is_data(monkeypatch: pytest.MonkeyPatch):
@@ -191,7 +213,7 @@ def test_port_table_denied_is_data(monkeypatch: pytest.MonkeyPatch):
         raise psutil.AccessDenied()
 
     monkeypatch.setattr(matchers.psutil, "net_connections", denied)
-    m = MATCHERS["port"](ProcessSpec(port=1234), ScanContext())
+    m = MATCHERS["port"](PortSpec(port=1234), ScanContext())
     assert m.pid is None and m.error == "access_denied"
 
 

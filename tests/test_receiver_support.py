@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from govheal.config import Config, parse_config
+from govheal.config import Config
+from govheal.seams import parse_config
 from remediator.api import Event, Request, Result, UnknownAgent
 
 TOKEN = "t0k3n-for-tests-only"

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.store import db_path
 from govheal.testing.remediator.reaper import kill_started_under, started_under
 from govheal.testing.support import DemoAgent, demo_config_text, demo_fleet, wait_until

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from govheal.config import PolicySpec, parse_config
+from govheal.config import PolicySpec
+from govheal.seams import parse_config
 from govheal.testing.remediator.world import FakeClock, World
 from remediator import policy as pol
 from remediator.api import Request, UnknownAgent

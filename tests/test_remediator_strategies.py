@@ -20,10 +20,10 @@ import psutil
 import pytest
 
 from govheal import testing
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.testing.remediator.reaper import kill_started_under
 from govheal.testing.support import DemoAgent, free_port, wait_until
-from remediator.strategies import STRATEGIES, StrategyError
+from remediator.strategies import STRATEGIES, StrategyError, default_strategies
 from remediator.verify import find_pid, running, verify
 
 FAKES = testing.FAKES / "remediator"
@@ -42,7 +42,7 @@ def _nothing_outlives_the_test(tmp_path: Path):
     kill_started_under(tmp_path)
 
 
-def restart_yaml(strategy: str, scenario: str, agent: DemoAgent) -> str:
+def restart_yaml(strategy: str, scenario: str, agent: DemoAgent, tmp: Path) -> str:
     if strategy == "command":
         argv = agent.argv()
         if scenario == "fail_to_start":
@@ -82,10 +82,10 @@ def test_strategy_contract(strategy: str, scenario: str, tmp_path: Path, monkeyp
         f"    process: {{pidfile: {json.dumps(str(agent.pidfile))}}}\n"
         f"    health: {{url: {json.dumps(agent.health_url)}, timeout: 2s}}\n"
         f"    start_grace: {GRACE}s\n"
-        f"    restart: {restart_yaml(strategy, scenario, agent)}\n")
+        f"    restart: {restart_yaml(strategy, scenario, agent, tmp_path)}\n")
     cfg = parse_config(cfg_path.read_text(), cfg_path)
     spec = cfg.agent("agent")
-    impl = STRATEGIES[strategy]
+    impl = default_strategies()[strategy]
     try:
         agent.start()
         old = agent.pid
@@ -174,7 +174,7 @@ def test_command_start_uses_cwd_env_and_log_file_in_its_own_session(tmp_path: Pa
     cfg = parse_config(cfg_path.read_text(), cfg_path)
     os.environ["GOVHEAL_WEBHOOK_TOKEN"] = "s3cret"
     try:
-        out = STRATEGIES["command"].start(cfg, cfg.agent("agent"))
+        out = default_strategies()["command"].start(cfg, cfg.agent("agent"))
     finally:
         del os.environ["GOVHEAL_WEBHOOK_TOKEN"]
     assert out.new_pid and running(out.new_pid)
@@ -186,16 +186,17 @@ def test_command_start_uses_cwd_env_and_log_file_in_its_own_session(tmp_path: Pa
 
 def test_the_launchd_domain_is_configurable_and_label_values_never_reach_argv(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import remediator.strategies as strategies
+    from remediator.strategies import base
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(strategies, "_run", lambda argv, timeout: calls.append(argv))
+    monkeypatch.setattr(base, "run_supervisor", lambda argv, timeout, env=None: calls.append(argv))
     cfg_path = tmp_path / "govheal.yaml"
     cfg_path.write_text("agents:\n  - name: agent\n    process: {launchd: com.example.agent}\n"
                         "    restart: {strategy: launchd, domain: 'user/{uid}'}\n")
     cfg = parse_config(cfg_path.read_text(), cfg_path)
-    STRATEGIES["launchd"].restart(cfg, cfg.agent("agent"), 123)
-    STRATEGIES["launchd"].start(cfg, cfg.agent("agent"))
+    launchd = default_strategies()["launchd"]
+    launchd.restart(cfg, cfg.agent("agent"), 123)
+    launchd.start(cfg, cfg.agent("agent"))
     assert calls == [["launchctl", "kickstart", "-k", f"user/{os.getuid()}/com.example.agent"],
                      ["launchctl", "kickstart", f"user/{os.getuid()}/com.example.agent"]]
 

@@ -103,7 +103,7 @@ def test_label_values_never_reach_a_command_line(tmp_path: Path, monkeypatch: py
     receiver and remediator: every process started is the configured argv, nothing else runs."""
     from prometheus_client import CollectorRegistry
 
-    from govheal.config import load_config
+    from govheal.seams import load_config
     from govheal.testing.support import demo_config_text, demo_fleet
     from tests.test_receiver_support import AUTH, TOKEN, FakeBridge
     from webhook_receiver.app import create_app
@@ -234,9 +234,9 @@ def test_the_failover_command_does_not_inherit_the_receivers_secrets(tmp_path: P
     assert rem.submit(Request("A", "failover", "f1")).outcome == "failover_started"
     env = json.loads(dump.read_text())
     # the supervisor commands (launchctl, systemctl) run through the same helper
-    from remediator.strategies import _run
+    from remediator.strategies.base import run_supervisor
 
-    _run([sys.executable, "-c", code, str(tmp_path / "env2.json")], timeout=30)
+    run_supervisor([sys.executable, "-c", code, str(tmp_path / "env2.json")], timeout=30)
     env2 = json.loads((tmp_path / "env2.json").read_text())
     assert "PATH" in env and "PATH" in env2
     text = json.dumps([env, env2])

@@ -13,7 +13,7 @@ import pytest
 
 from exporter.reader import FleetReader
 from exporter.server import make_registry
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.store import connect, db_path
 from govheal.switches import (
     Switch,

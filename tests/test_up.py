@@ -16,7 +16,7 @@ import pytest
 
 from govheal import endpoints, grafana, tools
 from govheal.client import Alertmanager, Prometheus, new_session
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.stack import PortTaken, Up, ensure_token
 from govheal.testing.support import DemoAgent, demo_config_text, free_port, http_get, is_running, wait_until
 from tests.test_dashboards_grafana import FAKE_GRAFANA, make_binary, make_home

@@ -71,7 +71,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from govheal.config import load_config
     from govheal.errors import UsageError
     from govheal.state import State
     from govheal.types import parse_listen, split_listen
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from webhook_receiver.bridge.secrets import Secrets
     from webhook_receiver.server import make_server
 
-    config = load_config(args.config)
+    config = args.load_config(args.config)  # handed in by govheal/cli.py (govheal/seams.py)
     token = load_token(config)
     secrets = Secrets.load(config)
     setup_logging(args.log_level, [token], secrets.redact)

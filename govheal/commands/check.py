@@ -6,8 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from govheal.config import Config, load_config
+from govheal.config import Config
 from govheal.errors import UsageError
+from govheal.seams import load_config
 from govheal.types import display_url, format_duration
 
 HELP = "validate the config (exit 2 on problems) and print a summary of the fleet"

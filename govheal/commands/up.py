@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from govheal.config import load_config
+    from govheal.seams import load_config
     from govheal.stack import Up
 
     return Up(load_config(args.config), profile=args.profile).run()

@@ -1,4 +1,4 @@
-"""NOTIFIERS: channel type (``ChannelSpec.type``) → notifier class. Add a channel here and in ChannelSpec."""
+"""NOTIFIERS: channel ``type`` → notifier class; each notifier module declares its channel's config ``Spec``."""
 
 from __future__ import annotations
 

@@ -77,8 +77,10 @@ class Pacer:
 
 
 class Notifier:
-    """Base: subclasses set ``type``, ``default_pacing`` and implement render/pack/send/edit."""
+    """Base: subclasses set ``Spec`` (the channel's config model), ``type``, ``default_pacing`` and implement
+    render/pack/send/edit."""
 
+    Spec: ClassVar[type[ChannelSpec]]
     type: ClassVar[str]
     default_pacing: ClassVar[tuple[tuple[int, float], ...]]
     # what the operator does about a refusal that will not go away by itself (status → fix)

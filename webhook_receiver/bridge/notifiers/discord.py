@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+
+from govheal.config import ChannelSpec
 
 from .. import render
 from ..model import Notice
@@ -16,7 +19,15 @@ UNKNOWN_WEBHOOK = 10015
 UNKNOWN_MESSAGE = 10008
 
 
+class Spec(ChannelSpec):
+    """``type: discord``: the webhook URL comes from ``webhook_url_file`` or GOVHEAL_DISCORD_WEBHOOK_URL."""
+
+    type: Literal["discord"]
+    webhook_url_file: str | None = None
+
+
 class DiscordNotifier(Notifier):
+    Spec: ClassVar[type[Spec]] = Spec
     type = "discord"
     default_pacing = WEBHOOK_BUCKET
     hints = {401: "the webhook URL was rejected: copy it again from the channel's Integrations into "

@@ -4,6 +4,10 @@ parse error, supergroup migration, and pacing at ~1 message/s per chat and 20/mi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from govheal.config import ChannelSpec
+from govheal.types import HttpUrl
 
 from .. import render
 from ..model import Notice
@@ -17,7 +21,18 @@ PER_GROUP = ((1, 1.0), (20, 60.0))
 PERMANENT_400 = ("chat not found", "bot was kicked", "not enough rights", "have no rights", "chat_write_forbidden")
 
 
+class Spec(ChannelSpec):
+    """``type: telegram``: bot token and chat id from files, the config or the environment (secrets.py)."""
+
+    type: Literal["telegram"]
+    bot_token_file: str | None = None
+    chat_id: str | None = None
+    chat_id_file: str | None = None
+    api_url: HttpUrl | None = None
+
+
 class TelegramNotifier(Notifier):
+    Spec: ClassVar[type[Spec]] = Spec
     type = "telegram"
     default_pacing = PER_CHAT
     hints = {401: "the bot token was rejected: put the token from @BotFather in bot_token_file or "
