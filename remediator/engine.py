@@ -27,7 +27,7 @@ from remediator.audit import AuditLog
 from remediator.diagnostics import capture
 from remediator.metrics import RemediatorMetrics
 from remediator.store import DONE, IN_PROGRESS, REMEDIATOR, Incident, Store
-from remediator.strategies import Strategy, StrategyError, default_strategies
+from remediator.strategies import Refused, Strategy, StrategyError, default_strategies
 from remediator.verify import Observation, find_pid, observe, verify
 
 LEASE_POLL = 0.1
@@ -223,13 +223,17 @@ class Remediator:
             self._emit(agent, req.incident, "restart", "restarting", 0.0, old_pid=pid, attempt=attempt_no,
                        circuit=state.state, diagnostics=diagnostics,
                        reason=f"{req.reason or 'requested'}; {decision.reason}; {obs.reason}".strip("; "))
-            healed, new_pid, reason = self._attempt(agent, pid, p)
+            healed, new_pid, reason, refused = self._attempt(agent, pid, p)
             done = self.clock()
             state = pol.on_result(p, pol.refresh(p, state, done), done, healed)
-            self.store.finish_attempt(attempt_id, done, "healed" if healed else "failed", new_pid, reason,
-                                      agent=agent.name, circuit=state)
+            self.store.finish_attempt(attempt_id, done, "healed" if healed else "refused" if refused else "failed",
+                                      new_pid, reason, agent=agent.name, circuit=state)
             if healed:
                 return "healed", reason, old_pid, new_pid, diagnostics
+            if refused:  # the pid is not provably the agent: another try would be refused the same way
+                self._emit(agent, req.incident, "restart", "refused", done - now, old_pid=pid, attempt=attempt_no,
+                           circuit=state.state, reason=reason)
+                return "failed", reason, old_pid, None, diagnostics
             last_reason = reason
             self._emit(agent, req.incident, "restart", "failed", done - now, old_pid=pid, new_pid=new_pid,
                        attempt=attempt_no, circuit=state.state, reason=reason)
@@ -266,16 +270,17 @@ class Remediator:
                                       f"resumed: {v.reason}")
         return Observation(v.pid, v.healed, v.reason)
 
-    def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str]:
+    def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str, bool]:
+        """(healed, new pid, why, refused): refused = nothing was signalled, the pid is not the agent's."""
         assert agent.restart is not None
         strategy = self.strategies[agent.restart.strategy]
         try:
             out = strategy.restart(self.config, agent, pid)
         except StrategyError as exc:
-            return False, None, f"{agent.restart.strategy}: {exc}"
+            return False, None, f"{agent.restart.strategy}: {exc}", isinstance(exc, Refused)
         v = verify(self.config, agent, successes=p.verify_successes, interval=p.verify_interval,
                    grace=agent.start_grace, clock=self.clock, sleep=self.sleep, look=self.look)
-        return v.healed, v.pid or out.new_pid, f"{out.detail}; {v.reason}"
+        return v.healed, v.pid or out.new_pid, f"{out.detail}; {v.reason}", False
 
     def _circuit_open(self, agent: Agent, req: Request, reason: str, old: int | None, new: int | None,
                       diag: dict, *, opening: bool) -> tuple[str, str, int | None, int | None, dict]:

@@ -45,12 +45,14 @@ def _nothing_outlives_the_test(tmp_path: Path):
 def restart_yaml(strategy: str, scenario: str, agent: DemoAgent, tmp: Path) -> str:
     if strategy == "command":
         argv = agent.argv()
+        pin = ""
         if scenario == "fail_to_start":
             argv = ["/nonexistent/govheal-agent-binary"]
+            pin = ", expect_cmdline: 'demo-agent --name agent'"  # the running one is still the old program
         if scenario == "timeout":
             argv = [*argv, "--startup-delay", str(GRACE * 5)]  # far past the grace
         return (f"{{strategy: command, argv: {json.dumps(argv)}, log_file: {json.dumps(str(agent.log))}, "
-                f"stop_timeout: 500ms}}")
+                f"stop_timeout: 500ms{pin}}}")
     if strategy == "launchd":
         return f"{{strategy: launchd, label: {LABEL}, timeout: {SUPERVISOR_TIMEOUT}s}}"
     if strategy == "systemd":

@@ -1,6 +1,7 @@
 """``strategy: command``: stop gracefully (TERM, grace, KILL the group), then start ``argv`` detached.
 
-The new process runs in its own session with stdin from /dev/null and the receiver's environment minus
+The process is checked to be the agent before any signal (remediator/identity.py). The new process runs
+in its own session with stdin from /dev/null and the receiver's environment minus
 its secrets plus ``env`` (govheal/procs.py), so it outlives the receiver.
 """
 
@@ -19,15 +20,25 @@ from typing import ClassVar, Literal
 import psutil
 from pydantic import Field
 
-from govheal.config import Agent, Config, RestartSpec
+from govheal.config import Agent, Config, RestartSpec, regex_field
 from govheal.procs import env_without_secrets
 from govheal.types import Duration
+from remediator import identity
 from remediator.strategies.base import Outcome, StrategyError
 
 KILL_WAIT = 5.0  # after SIGKILL, how long the process may take to disappear
 
 
-class Spec(RestartSpec):
+class SignalsPid(RestartSpec):
+    """Options of every strategy that signals the agent's PID itself (command, signal)."""
+
+    allow_other_users: bool = Field(False, description="may signal a process of another user (e.g. as root)")
+    expect_cmdline: regex_field("restart.expect_cmdline regex") | None = Field(
+        None, description="regex the process's command line must match before it is signalled "
+                          "(default: it must run the program of restart.argv)")
+
+
+class Spec(SignalsPid):
     strategy: Literal["command"]
     argv: list[str] = Field(min_length=1)
     cwd: str | None = None
@@ -47,10 +58,14 @@ class Spec(RestartSpec):
         return self.log_file
 
 
-def stop_process(pid: int, grace: float, *, poll: float = 0.02) -> str:
-    """SIGTERM (the process group if it leads one), wait ``grace``, then SIGKILL the group. Returns what it took."""
+def stop_process(pid: int, grace: float, *, poll: float = 0.02, proc: psutil.Process | None = None) -> str:
+    """SIGTERM (the process group if it leads one), wait ``grace``, then SIGKILL the group. Returns what it took.
+
+    ``proc`` (from :func:`remediator.identity.check`) pins the process by its start time: a PID that exits
+    and is reused while we wait is never signalled.
+    """
     try:
-        proc = psutil.Process(pid)
+        proc = proc or psutil.Process(pid)
         group = os.getpgid(pid) if os.getpgid(pid) == pid and pid != os.getpgid(0) else None
     except (ProcessLookupError, psutil.NoSuchProcess):
         return "already gone"
@@ -100,7 +115,11 @@ class Command:
 
     def restart(self, config: Config, agent: Agent, pid: int | None) -> Outcome:
         spec = self._spec(agent)
-        stopped = stop_process(pid, spec.stop_timeout) if pid else "was not running"
+        stopped = "was not running"
+        if pid:
+            proc = identity.check(config, agent, pid, allow_other_users=spec.allow_other_users,
+                                  expect_cmdline=spec.expect_cmdline, argv=spec.argv)
+            stopped = stop_process(pid, spec.stop_timeout, proc=proc) if proc is not None else "already gone"
         started = self.start(config, agent)
         return Outcome(started.new_pid, f"{stopped}; {started.detail}")
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
-from govheal.config import Agent, Config, RestartSpec
+from govheal.config import Agent, Config
+from remediator import identity
 from remediator.strategies.base import Outcome, StrategyError
+from remediator.strategies.command import SignalsPid
 
 
-class Spec(RestartSpec):
+class Spec(SignalsPid):
     strategy: Literal["signal"]
     signal: str = "HUP"
 
@@ -39,11 +40,15 @@ class Signal:
         assert isinstance(spec, Spec)
         if not pid:
             raise StrategyError(f"no running process to send SIG{spec.signal} to")
+        proc = identity.check(config, agent, pid, allow_other_users=spec.allow_other_users,
+                              expect_cmdline=spec.expect_cmdline)
         try:
-            os.kill(pid, getattr(signal, f"SIG{spec.signal}"))
-        except ProcessLookupError:
+            if proc is None:
+                raise ProcessLookupError
+            proc.send_signal(getattr(signal, f"SIG{spec.signal}"))  # refuses a PID reused since the check
+        except (ProcessLookupError, identity.psutil.NoSuchProcess):
             raise StrategyError(f"pid {pid} exited before SIG{spec.signal} was sent") from None
-        except PermissionError:
+        except (PermissionError, identity.psutil.AccessDenied):
             raise StrategyError(f"not permitted to signal pid {pid}") from None
         return Outcome(pid, f"sent SIG{spec.signal} to pid {pid}")
 
