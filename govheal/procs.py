@@ -30,13 +30,37 @@ def read_pidfile(path: Path) -> int | None:
         return None
 
 
-SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|WEBHOOK|API_KEY|CHAT_ID", re.IGNORECASE)
+# What a child started by the remediator (a restarted agent, a failover command, launchctl/systemctl) gets
+# from our environment: the basics of a login session, nothing else. Whatever an agent needs beyond that
+# is given in its config (`restart.env`), where it is visible.
+CHILD_ENV = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",  # systemctl --user finds the user's manager through these
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",  # where the trusted CAs are (paths)
+})
+CHILD_ENV_PREFIXES = ("LC_",)
+
+
+def allowlisted_env(extra: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+                    ) -> dict[str, str]:
+    """A child's environment: only :data:`CHILD_ENV` (and ``LC_*``) from ours, plus ``extra`` (its config's
+    ``env:``). Secrets in our environment (tokens, ``DATABASE_URL``, cloud keys, whatever their names)
+    never reach it, because nothing is passed by default."""
+    source = os.environ if environ is None else environ
+    env = {k: v for k, v in source.items() if k in CHILD_ENV or k.startswith(CHILD_ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|WEBHOOK|HOOK_URL|API_KEY|ACCESS_KEY|PRIVATE|CREDENTIAL|CHAT_ID|"
+                        r"DATABASE_URL|DSN|_PAT$|^AWS_|^GH_|^GITHUB_", re.IGNORECASE)
 
 
 def env_without_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment minus anything that looks like a secret (webhook token, bot token, chat id).
+    """The environment minus anything whose name looks like a secret (webhook token, bot token, chat id).
 
-    Only the receiver needs those; agents, failover scripts and supervisors must not inherit them.
+    For ``govheal up``'s own components (exporter, Prometheus, Alertmanager), which need the rest of the
+    operator's environment; what the remediator starts gets :func:`allowlisted_env` instead.
     """
     source = os.environ if environ is None else environ
     return {k: v for k, v in source.items() if not SECRET_ENV.search(k)}

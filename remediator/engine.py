@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 
 from govheal.config import Agent, Config, PolicySpec
-from govheal.procs import env_without_secrets
+from govheal.procs import allowlisted_env
 from govheal.state import State
 from govheal.store import db_path
 from remediator import policy as pol
@@ -351,7 +351,7 @@ class Remediator:
         cwd = self.config.source.parent if self.config.source else None
         try:
             proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=FAILOVER_COMMAND_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, check=False, env=env_without_secrets())  # no secrets
+                                  stdin=subprocess.DEVNULL, check=False, env=allowlisted_env())  # allowlist: no secrets
         except FileNotFoundError:
             raise StrategyError(f"fallback command {argv[0]} not found") from None
         except subprocess.TimeoutExpired:

@@ -88,7 +88,7 @@ def test_rotation_keeps_at_most_n_backups(tmp_path: Path) -> None:
 
 
 def test_started_agents_do_not_inherit_the_receivers_secrets(monkeypatch) -> None:
-    from govheal.procs import env_without_secrets as child_env
+    from govheal.procs import allowlisted_env as child_env
 
     monkeypatch.setenv("GOVHEAL_WEBHOOK_TOKEN", "s3cret")
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")

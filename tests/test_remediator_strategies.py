@@ -53,10 +53,13 @@ def restart_yaml(strategy: str, scenario: str, agent: DemoAgent, tmp: Path) -> s
             argv = [*argv, "--startup-delay", str(GRACE * 5)]  # far past the grace
         return (f"{{strategy: command, argv: {json.dumps(argv)}, log_file: {json.dumps(str(agent.log))}, "
                 f"stop_timeout: 500ms{pin}}}")
+    # the supervisor call gets only the allowlisted environment plus restart.env: the fakes' state goes there
+    env = json.dumps({"FAKE_SUPERVISOR_STATE": str(tmp / "supervisor.json"),
+                      "FAKE_SUPERVISOR_LOG": str(tmp / "supervisor-calls.jsonl")})
     if strategy == "launchd":
-        return f"{{strategy: launchd, label: {LABEL}, timeout: {SUPERVISOR_TIMEOUT}s}}"
+        return f"{{strategy: launchd, label: {LABEL}, timeout: {SUPERVISOR_TIMEOUT}s, env: {env}}}"
     if strategy == "systemd":
-        return f"{{strategy: systemd, unit: {UNIT}, user: true, timeout: {SUPERVISOR_TIMEOUT}s}}"
+        return f"{{strategy: systemd, unit: {UNIT}, user: true, timeout: {SUPERVISOR_TIMEOUT}s, env: {env}}}"
     # timeout: WINCH is ignored by default, so the stopped agent stays hung
     sig = {"success": "CONT", "fail_to_start": "CONT", "term_ignored": "TERM", "timeout": "WINCH"}[scenario]
     return f"{{strategy: signal, signal: {sig}}}"
@@ -76,8 +79,6 @@ def test_strategy_contract(strategy: str, scenario: str, tmp_path: Path, monkeyp
         "services": {name: {"argv": agent.argv(), "pidfile": str(agent.pidfile), "log": str(agent.log)}
                      for name in (LABEL, UNIT)}}))
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_SUPERVISOR_STATE", str(tmp_path / "supervisor.json"))
-    monkeypatch.setenv("FAKE_SUPERVISOR_LOG", str(calls))
     cfg_path = tmp_path / "govheal.yaml"
     cfg_path.write_text(
         "agents:\n  - name: agent\n"

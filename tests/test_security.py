@@ -265,3 +265,69 @@ def test_a_traceback_logged_by_the_receiver_is_redacted_too(capsys: pytest.Captu
     err = capsys.readouterr().err
     assert "notifier crashed" in err and "Traceback" in err and "<redacted>" in err
     assert BAD_BOT_TOKEN not in err and BAD_BOT_TOKEN.split(":")[1] not in err and WEBHOOK_TOKEN not in err
+
+
+# Secrets a user's shell commonly holds, under names no pattern of "secret-looking" names catches.
+OPERATOR_SECRETS = {"DATABASE_URL": "postgres://app:DbPa55w0rd@db/app", "SMTP_PASSWD": "SmtpPa55wd",
+                    "SLACK_HOOK_URL": "https://hooks.slack.example/services/T0/B0/SlackSecret0",
+                    "GH_PAT": "ghp_PersonalAccessToken0123456789", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY000001",
+                    "GOVHEAL_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+
+
+@pytest.mark.live
+def test_a_restarted_agent_gets_only_the_allowlisted_environment_and_its_own_env(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read the environment of the real agent the remediator started (psutil: /proc/<pid>/environ)."""
+    import psutil
+
+    from govheal.seams import parse_config
+    from govheal.testing.remediator.reaper import kill_started_under
+    from govheal.testing.support import demo_fleet
+    from remediator.api import Request
+    from remediator.engine import Remediator
+    from tests.test_remediator_cli import write_config
+
+    for k, v in OPERATOR_SECRETS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LC_TIME", "C")
+    try:
+        with demo_fleet(tmp_path, ["A"]) as (a,):
+            path = write_config(tmp_path, [a])
+            path.write_text(path.read_text().replace("      log_file:", "      env: {MODE: blue}\n      log_file:"))
+            a.fault("unhealthy")
+            old = a.pid
+            rem = Remediator(parse_config(path.read_text(), path))
+            try:
+                r = rem.submit(Request("A", "restart", "env-1"))
+            finally:
+                rem.close()
+            assert r.outcome == "healed" and r.new_pid and r.new_pid != old, r.reason
+            env = psutil.Process(r.new_pid).environ()
+    finally:
+        kill_started_under(tmp_path)
+    leaked = sorted(set(OPERATOR_SECRETS) & set(env))
+    assert not leaked, f"the restarted agent inherited {leaked}"
+    assert not any(v in json.dumps(env) for v in OPERATOR_SECRETS.values())
+    assert env["MODE"] == "blue" and env["LC_TIME"] == "C" and "PATH" in env and "HOME" in env
+    from govheal.procs import CHILD_ENV
+    assert set(env) <= CHILD_ENV | {"MODE", "LC_TIME", "LC_ALL", "LC_CTYPE"} | {k for k in env if k.startswith("LC_")}
+
+
+def test_failover_and_supervisor_commands_get_the_allowlist_too(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from remediator.api import Request
+    from remediator.strategies.base import run_supervisor
+    from tests.test_remediator_policy import FakeClock, World, make
+
+    for k, v in OPERATOR_SECRETS.items():
+        monkeypatch.setenv(k, v)
+    code = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    argv = f'[{sys.executable!r}, -c, "{code}", {str(tmp_path / "fo.json")!r}]'
+    rem = make(tmp_path, World(healthy={"A": False}), FakeClock(), agents={"A": f"fallback: {{argv: {argv}}}"})
+    assert rem.submit(Request("A", "failover", "f1")).outcome == "failover_started"
+    run_supervisor([sys.executable, "-c", code, str(tmp_path / "sv.json")], timeout=30, env={"XDG_RUNTIME_DIR": "/r"})
+    for name in ("fo.json", "sv.json"):
+        env = json.loads((tmp_path / name).read_text())
+        assert not set(OPERATOR_SECRETS) & set(env), name
+        assert "PATH" in env
+    assert json.loads((tmp_path / "sv.json").read_text())["XDG_RUNTIME_DIR"] == "/r"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from govheal.config import Agent, Config, RestartSpec
-from govheal.procs import env_without_secrets
+from govheal.procs import allowlisted_env
 
 
 class StrategyError(Exception):
@@ -43,11 +43,11 @@ class Strategy(Protocol):
 
 
 def run_supervisor(argv: list[str], timeout: float, env: Mapping[str, str] | None = None) -> None:
-    """Run a supervisor command (launchctl, systemctl) with our environment minus secrets plus ``env``;
+    """Run a supervisor command (launchctl, systemctl) with the allowlisted environment plus ``env``;
     a non-zero exit or a timeout is a StrategyError naming the program."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL, env={**env_without_secrets(), **(env or {})})
+                              stdin=subprocess.DEVNULL, env=allowlisted_env(env))
     except FileNotFoundError:
         raise StrategyError(f"{argv[0]} not found on PATH") from None
     except subprocess.TimeoutExpired:

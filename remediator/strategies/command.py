@@ -1,8 +1,8 @@
 """``strategy: command``: stop gracefully (TERM, grace, KILL the group), then start ``argv`` detached.
 
 The process is checked to be the agent before any signal (remediator/identity.py). The new process runs
-in its own session with stdin from /dev/null and the receiver's environment minus
-its secrets plus ``env`` (govheal/procs.py), so it outlives the receiver.
+in its own session with stdin from /dev/null and an allowlisted environment plus ``env`` (govheal/procs.py),
+so it outlives the receiver and never inherits its secrets.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import psutil
 from pydantic import Field
 
 from govheal.config import Agent, Config, RestartSpec, regex_field
-from govheal.procs import env_without_secrets
+from govheal.procs import allowlisted_env
 from govheal.types import Duration
 from remediator import identity
 from remediator.strategies.base import Outcome, StrategyError
@@ -137,7 +137,7 @@ class Command:
                 log.parent.mkdir(parents=True, exist_ok=True)
             out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
             try:
-                child = self.popen(argv, cwd=workdir, env={**env_without_secrets(), **(env or {})},
+                child = self.popen(argv, cwd=workdir, env=allowlisted_env(env),
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, close_fds=True)
             finally:

@@ -18,6 +18,7 @@ class Spec(RestartSpec):
     label: str | None = Field(None, description="defaults to process.launchd")
     domain: str = Field("gui/{uid}", description="launchctl domain; {uid} is the current uid")
     timeout: Duration = 10.0
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for the launchctl call")
 
     def check(self, agent: Agent) -> str | None:
         if self.label or (agent.process is not None and agent.process.kind == "launchd"):
@@ -45,10 +46,10 @@ class Launchd:
 
     def restart(self, config: Config, agent: Agent, pid: int | None) -> Outcome:
         target, spec = self._target(agent)
-        base.run_supervisor(["launchctl", "kickstart", "-k", target], spec.timeout)
+        base.run_supervisor(["launchctl", "kickstart", "-k", target], spec.timeout, spec.env)
         return Outcome(detail=f"launchctl kickstart -k {target}")
 
     def start(self, config: Config, agent: Agent) -> Outcome:
         target, spec = self._target(agent)
-        base.run_supervisor(["launchctl", "kickstart", target], spec.timeout)
+        base.run_supervisor(["launchctl", "kickstart", target], spec.timeout, spec.env)
         return Outcome(detail=f"launchctl kickstart {target}")

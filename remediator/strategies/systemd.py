@@ -17,6 +17,8 @@ class Spec(RestartSpec):
     unit: str | None = Field(None, description="defaults to process.systemd")
     user: bool = False
     timeout: Duration = 30.0
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for the systemctl call "
+                                "(e.g. XDG_RUNTIME_DIR for a --user unit when govheal runs as a service)")
 
     def check(self, agent: Agent) -> str | None:
         if self.unit or (agent.process is not None and agent.process.kind == "systemd"):
@@ -44,10 +46,10 @@ class Systemd:
 
     def restart(self, config: Config, agent: Agent, pid: int | None) -> Outcome:
         argv, spec = self._argv(agent, "restart")
-        base.run_supervisor(argv, spec.timeout)
+        base.run_supervisor(argv, spec.timeout, spec.env)
         return Outcome(detail=" ".join(argv))
 
     def start(self, config: Config, agent: Agent) -> Outcome:
         argv, spec = self._argv(agent, "start")
-        base.run_supervisor(argv, spec.timeout)
+        base.run_supervisor(argv, spec.timeout, spec.env)
         return Outcome(detail=" ".join(argv))
