@@ -1,24 +1,72 @@
-"""The remediator's public contract with the receiver: requests in, results and events out."""
+"""The remediator's public contract with the receiver: requests in, results and events out.
+
+The vocabulary is enums (str values, so they serialise as themselves): the engine emits only their members
+and the metrics pre-create every member at 0 (docs/metrics.md), so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from govheal.errors import GovhealError
 
-ACTIONS = ("restart", "failover")
-OUTCOMES = (
-    "healed",
-    "already_recovered",
-    "failed",
-    "skipped",
-    "duplicate",
-    "circuit_open",
-    "failover_started",
-    "failover_failed",
-)
-CIRCUIT_STATES = ("closed", "open", "half_open")
+
+class Action(StrEnum):
+    RESTART = "restart"
+    FAILOVER = "failover"
+
+
+class Outcome(StrEnum):
+    """How a request ended: ``Result.outcome``, the last audit line of a request, ``govheal_remediations_total``."""
+
+    HEALED = "healed"
+    ALREADY_RECOVERED = "already_recovered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    CIRCUIT_OPEN = "circuit_open"
+    FAILOVER_STARTED = "failover_started"
+    FAILOVER_FAILED = "failover_failed"
+
+
+class Step(StrEnum):
+    """A progress line of the audit log (and an Event to listeners) before the request's outcome."""
+
+    WAITING = "waiting"  # for a dependency, or for a start already in flight
+    BACKOFF = "backoff"
+    RESTARTING = "restarting"  # one attempt starts (with the diagnostics of the process it stops)
+    ATTEMPT_FAILED = "failed"  # one attempt did not heal (the request goes on)
+    REFUSED = "refused"  # the pid is not provably the agent's: nothing was signalled
+    CIRCUIT_OPENED = "circuit_open"  # the circuit opened here, and a failover follows
+    FAILOVER_RUNNING = "failover_running"
+    RESOLVED = "resolved"  # the alert resolved (action "resolve")
+    RESOLVED_UNKNOWN = "resolved_unknown"  # … for an incident this store never saw
+    LISTENER_ERROR = "listener_error"
+    ERROR = "error"  # an unexpected exception; the incident stays resumable
+
+
+class SkipReason(StrEnum):
+    """Why a request was not acted on: ``govheal_remediation_skips_total{reason}``."""
+
+    PAUSED = "paused"
+    DISABLED = "disabled"
+    NO_RESTART_CONFIGURED = "no_restart_configured"
+    NO_FALLBACK_CONFIGURED = "no_fallback_configured"
+    BUSY = "busy"
+    CIRCUIT_OPEN = "circuit_open"
+
+
+class Circuit(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+ACTIONS = tuple(Action)
+OUTCOMES = tuple(Outcome)
+CIRCUIT_STATES = tuple(Circuit)
 
 
 @dataclass(frozen=True)
@@ -36,13 +84,13 @@ class Result:
     node: str
     incident: str
     action: str
-    outcome: str  # one of OUTCOMES
+    outcome: str  # an Outcome
     attempts: int  # restart attempts made for this incident so far
     duration_seconds: float  # this action: start → verified (or failed)
     old_pid: int | None
     new_pid: int | None
     reason: str  # human-readable why (skip reason, failure reason)
-    circuit: str  # "closed" | "open" | "half_open" after this action
+    circuit: str  # a Circuit, after this action
     diagnostics: dict = field(default_factory=dict)  # hung agents: rss, cpu, threads, open files, log tail
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,8 +105,8 @@ class Event:
     agent: str
     node: str
     incident: str
-    action: str
-    outcome: str
+    action: str  # an Action, or "resolve"
+    outcome: str  # an Outcome (the request's last line) or a Step
     duration_seconds: float
     old_pid: int | None
     new_pid: int | None

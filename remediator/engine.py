@@ -22,7 +22,18 @@ from govheal.procs import allowlisted_env
 from govheal.state import State
 from govheal.store import db_path
 from remediator import policy as pol
-from remediator.api import ACTIONS, Event, RemediationError, Request, Result, UnknownAgent
+from remediator.api import (
+    ACTIONS,
+    Action,
+    Event,
+    Outcome,
+    RemediationError,
+    Request,
+    Result,
+    SkipReason,
+    Step,
+    UnknownAgent,
+)
 from remediator.audit import AuditLog
 from remediator.diagnostics import capture
 from remediator.metrics import RemediatorMetrics
@@ -79,37 +90,37 @@ class Remediator:
         if req.action not in ACTIONS:
             raise RemediationError(f"unknown action {req.action!r}; use one of: {', '.join(ACTIONS)}")
         if dry_run:
-            return self._result(agent, req, "skipped", reason="dry run: " + self.plan(req))
+            return self._result(agent, req, Outcome.SKIPPED, reason="dry run: " + self.plan(req))
         start = self.clock()
         skip = self._skip_reason(agent, req)
         if skip is not None:
             label, why = skip
-            return self._finish(agent, req, "skipped", start, reason=why, skip_label=label)
+            return self._finish(agent, req, Outcome.SKIPPED, start, reason=why, skip_label=label)
         pid = find_pid(self.config, agent)
         inc, created = self.store.open_incident(agent.name, req.incident, start, pid, req.reason, req.source)
         if not created and (dup := self._duplicate(inc)):
-            return self._finish(agent, req, "duplicate", start, reason=dup)
+            return self._finish(agent, req, Outcome.DUPLICATE, start, reason=dup)
         lock = self._locks[agent.name]
         with lock:
             holder = self._acquire_lease(agent)
             if holder is not None:
-                return self._finish(agent, req, "skipped", start, skip_label="busy",
+                return self._finish(agent, req, Outcome.SKIPPED, start, skip_label=SkipReason.BUSY,
                                     reason=f"another process ({holder}) is acting on {agent.name}")
             try:
                 current = self.store.incident(agent.name, req.incident)
                 if current is not None and current.status != IN_PROGRESS:
-                    return self._finish(agent, req, "duplicate", start,
+                    return self._finish(agent, req, Outcome.DUPLICATE, start,
                                         reason=f"incident already handled: {current.outcome}")
                 self._gauge(agent, 1)
                 try:
-                    if req.action == "failover" and (done := self._failover_done(agent, req)):
-                        outcome, reason, old, new, diag = "duplicate", done, pid, None, {}
-                    elif req.action == "failover":
+                    if req.action == Action.FAILOVER and (done := self._failover_done(agent, req)):
+                        outcome, reason, old, new, diag = Outcome.DUPLICATE, done, pid, None, {}
+                    elif req.action == Action.FAILOVER:
                         outcome, reason, old, new, diag = self._failover(agent, req, pid)
                     else:
                         outcome, reason, old, new, diag = self._restart(agent, req, inc)
                 except Exception as exc:  # a bug or an OS error: audit it, leave the incident resumable, re-raise
-                    self._emit(agent, req.incident, req.action, "error", self.clock() - start,
+                    self._emit(agent, req.incident, req.action, Step.ERROR, self.clock() - start,
                                reason=f"{type(exc).__name__}: {exc}"[:500])
                     raise
                 self.store.finish_incident(agent.name, req.incident, outcome, self.clock())
@@ -127,7 +138,7 @@ class Remediator:
         with self.store.lock:  # not the agent's lock: a resolve must not wait for a running restart
             state = pol.on_healthy(self.store.circuit(a.name), now)
             self.store.save_circuit(a.name, state)
-        self._emit(a, incident, "resolve", "resolved" if closed else "resolved_unknown", 0.0,
+        self._emit(a, incident, "resolve", Step.RESOLVED if closed else Step.RESOLVED_UNKNOWN, 0.0,
                    reason="alert resolved", circuit=state.state)
 
     def plan(self, req: Request) -> str:
@@ -144,7 +155,7 @@ class Remediator:
         if skip is not None:
             lines.append(f"would skip: {skip[1]}")
             return "\n".join(lines)
-        if req.action == "failover":
+        if req.action == Action.FAILOVER:
             lines.append(f"would run the failover: {self._describe_fallback(agent)}")
             return "\n".join(lines)
         lines.append(f"circuit {state.state}; {len(pol.in_window(p, state, now))}/{p.budget} restarts used in the "
@@ -185,7 +196,7 @@ class Remediator:
         if obs.healthy:
             self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
             why = "healthy when we came to act" + (f" (pid {old_pid} → {obs.pid})" if old_pid != obs.pid else "")
-            return "already_recovered", why, old_pid, obs.pid, {}
+            return Outcome.ALREADY_RECOVERED, why, old_pid, obs.pid, {}
         diagnostics: dict = {}
         last_reason = ""
         renew = False  # the lease was just taken; renew it before each later attempt
@@ -202,13 +213,13 @@ class Remediator:
                     (f"; last failure: {last_reason}" if last_reason else "")
                 return self._circuit_open(agent, req, reason, old_pid, obs.pid, diagnostics, opening=opening)
             if decision.wait > 0:
-                self._emit(agent, req.incident, "restart", "backoff", 0.0, reason=f"waiting {decision.wait:.2f}s "
-                           f"before restart {state.streak + 1}", old_pid=obs.pid, circuit=state.state)
+                self._emit(agent, req.incident, Action.RESTART, Step.BACKOFF, 0.0, old_pid=obs.pid, circuit=state.state,
+                           reason=f"waiting {decision.wait:.2f}s before restart {state.streak + 1}")
                 self.sleep(decision.wait)
                 obs = self.look(self.config, agent)
                 if obs.healthy:
                     self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
-                    return "already_recovered", "healthy again during the backoff", old_pid, obs.pid, diagnostics
+                    return Outcome.ALREADY_RECOVERED, "healthy again during the backoff", old_pid, obs.pid, diagnostics
             if renew or decision.wait > 0:
                 self._acquire_lease(agent)  # renew
             renew = True
@@ -218,9 +229,9 @@ class Remediator:
                 diagnostics = capture(pid, self.config.path(log) if log else None)
             now = self.clock()
             state = pol.on_attempt(state, now)
-            attempt_id = self.store.start_attempt(agent.name, req.incident, "restart", now, pid, state)
+            attempt_id = self.store.start_attempt(agent.name, req.incident, Action.RESTART, now, pid, state)
             attempt_no = self._attempts(agent, req)
-            self._emit(agent, req.incident, "restart", "restarting", 0.0, old_pid=pid, attempt=attempt_no,
+            self._emit(agent, req.incident, Action.RESTART, Step.RESTARTING, 0.0, old_pid=pid, attempt=attempt_no,
                        circuit=state.state, diagnostics=diagnostics,
                        reason=f"{req.reason or 'requested'}; {decision.reason}; {obs.reason}".strip("; "))
             healed, new_pid, reason, refused = self._attempt(agent, pid, p)
@@ -229,14 +240,14 @@ class Remediator:
             self.store.finish_attempt(attempt_id, done, "healed" if healed else "refused" if refused else "failed",
                                       new_pid, reason, agent=agent.name, circuit=state)
             if healed:
-                return "healed", reason, old_pid, new_pid, diagnostics
+                return Outcome.HEALED, reason, old_pid, new_pid, diagnostics
             if refused:  # the pid is not provably the agent: another try would be refused the same way
-                self._emit(agent, req.incident, "restart", "refused", done - now, old_pid=pid, attempt=attempt_no,
-                           circuit=state.state, reason=reason)
-                return "failed", reason, old_pid, None, diagnostics
+                self._emit(agent, req.incident, Action.RESTART, Step.REFUSED, done - now, old_pid=pid,
+                           attempt=attempt_no, circuit=state.state, reason=reason)
+                return Outcome.FAILED, reason, old_pid, None, diagnostics
             last_reason = reason
-            self._emit(agent, req.incident, "restart", "failed", done - now, old_pid=pid, new_pid=new_pid,
-                       attempt=attempt_no, circuit=state.state, reason=reason)
+            self._emit(agent, req.incident, Action.RESTART, Step.ATTEMPT_FAILED, done - now, old_pid=pid,
+                       new_pid=new_pid, attempt=attempt_no, circuit=state.state, reason=reason)
             obs = Observation(new_pid, False, reason)
             if state.state == pol.OPEN:
                 return self._circuit_open(agent, req, f"CRIT circuit opened after {attempt_no} failed restart(s): "
@@ -261,7 +272,7 @@ class Remediator:
             grace, why = agent.start_grace, f"pid changed {inc.first_pid} → {obs.pid} since the incident began"
         if grace <= 0:
             return obs
-        self._emit(agent, req.incident, "restart", "waiting", 0.0, old_pid=inc.first_pid, new_pid=obs.pid,
+        self._emit(agent, req.incident, Action.RESTART, Step.WAITING, 0.0, old_pid=inc.first_pid, new_pid=obs.pid,
                    reason=f"{why}; verifying it for up to {grace:.1f}s before restarting")
         v = verify(self.config, agent, successes=p.verify_successes, interval=p.verify_interval, grace=grace,
                    clock=self.clock, sleep=self.sleep, look=self.look)
@@ -286,10 +297,10 @@ class Remediator:
                       diag: dict, *, opening: bool) -> tuple[str, str, int | None, int | None, dict]:
         """No more restarts. Only the opening itself (not each later request) is CRIT and runs the failover."""
         if opening:
-            self._emit(agent, req.incident, "restart", "circuit_open", 0.0, reason=reason, old_pid=old, new_pid=new,
-                       circuit=pol.OPEN, attempt=self._attempts(agent, req))
+            self._emit(agent, req.incident, Action.RESTART, Step.CIRCUIT_OPENED, 0.0, reason=reason, old_pid=old,
+                       new_pid=new, circuit=pol.OPEN, attempt=self._attempts(agent, req))
         if agent.fallback is None or not opening:
-            return "circuit_open", reason, old, new, diag
+            return Outcome.CIRCUIT_OPEN, reason, old, new, diag
         outcome, why, _, fb_pid, _ = self._failover(agent, req, new)
         return outcome, f"{reason}; failover: {why}", old, fb_pid, diag
 
@@ -309,10 +320,10 @@ class Remediator:
     def _failover(self, agent: Agent, req: Request, pid: int | None) -> tuple[str, str, int | None, int | None, dict]:
         fb = agent.fallback
         if fb is None:
-            return "failover_failed", "no fallback configured", pid, None, {}
+            return Outcome.FAILOVER_FAILED, "no fallback configured", pid, None, {}
         start = self.clock()
-        self._emit(agent, req.incident, "failover", "failover_running", 0.0, reason=self._describe_fallback(agent),
-                   old_pid=pid, circuit=self.circuit_state(agent.name))
+        self._emit(agent, req.incident, Action.FAILOVER, Step.FAILOVER_RUNNING, 0.0, old_pid=pid,
+                   reason=self._describe_fallback(agent), circuit=self.circuit_state(agent.name))
         notes: list[str] = []
         new_pid = None
         try:
@@ -337,15 +348,15 @@ class Remediator:
                 notes.append(f"ran {fb.argv[0]}")
         except StrategyError as exc:
             reason = "; ".join([*notes, str(exc)])
-            self._emit(agent, req.incident, "failover", "failover_failed", self.clock() - start, reason=reason,
-                       old_pid=pid, new_pid=new_pid)
-            return "failover_failed", reason, pid, new_pid, {}
+            self._emit(agent, req.incident, Action.FAILOVER, Outcome.FAILOVER_FAILED, self.clock() - start,
+                       reason=reason, old_pid=pid, new_pid=new_pid)
+            return Outcome.FAILOVER_FAILED, reason, pid, new_pid, {}
         reason = "; ".join(notes) + (f" ({fb.note})" if fb.note else "")
         with self.store.lock:
             self.store.save_circuit(agent.name, pol.on_failover(self.store.circuit(agent.name), self.clock()))
-        self._emit(agent, req.incident, "failover", "failover_started", self.clock() - start, reason=reason,
+        self._emit(agent, req.incident, Action.FAILOVER, Outcome.FAILOVER_STARTED, self.clock() - start, reason=reason,
                    old_pid=pid, new_pid=new_pid)
-        return "failover_started", reason, pid, new_pid, {}
+        return Outcome.FAILOVER_STARTED, reason, pid, new_pid, {}
 
     def _run_fallback_command(self, argv: list[str]) -> None:
         cwd = self.config.source.parent if self.config.source else None
@@ -371,17 +382,19 @@ class Remediator:
 
     def _skip_reason(self, agent: Agent, req: Request) -> tuple[str, str] | None:
         sw = self.store.switches(agent.name, self.clock())
-        for label, on in (("disabled", sw.disabled), ("paused", sw.paused)):
+        for label, on in ((SkipReason.DISABLED, sw.disabled), (SkipReason.PAUSED, sw.paused)):
             if on:
                 who = f" by {sw.owner}" if sw.owner else ""
                 why = f": {sw.reason}" if sw.reason else ""
                 until = f" until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(sw.expires_at))}" \
                     if sw.expires_at else ""
                 return label, f"{agent.name} is {label}{who}{until}{why}"
-        if req.action == "restart" and agent.restart is None:
-            return "no_restart_configured", f"{agent.name} has no restart configured (add restart: to its config)"
-        if req.action == "failover" and agent.fallback is None:
-            return "no_fallback_configured", f"{agent.name} has no fallback configured (add fallback: to its config)"
+        if req.action == Action.RESTART and agent.restart is None:
+            return SkipReason.NO_RESTART_CONFIGURED, \
+                f"{agent.name} has no restart configured (add restart: to its config)"
+        if req.action == Action.FAILOVER and agent.fallback is None:
+            return SkipReason.NO_FALLBACK_CONFIGURED, \
+                f"{agent.name} has no fallback configured (add fallback: to its config)"
         return None
 
     def _duplicate(self, inc: Incident) -> str | None:
@@ -415,7 +428,7 @@ class Remediator:
             if self.look(self.config, dep).healthy:
                 continue
             bound = 2 * dep.start_grace
-            self._emit(agent, req.incident, "restart", "waiting", 0.0,
+            self._emit(agent, req.incident, Action.RESTART, Step.WAITING, 0.0,
                        reason=f"dependency {name} is down; waiting up to {bound:g}s for it first")
             deadline = self.clock() + bound
             while self.clock() < deadline and not self.look(self.config, dep).healthy:
@@ -453,7 +466,7 @@ class Remediator:
                 listener(ev)
             except Exception as exc:  # a broken listener must not stop a remediation; record it
                 why = f"{type(exc).__name__}: {exc}"
-                self.audit.write(dataclasses.replace(ev, outcome="listener_error", reason=why))
+                self.audit.write(dataclasses.replace(ev, outcome=Step.LISTENER_ERROR, reason=why))
         return ev
 
     def _result(self, agent: Agent, req: Request, outcome: str, *, reason: str = "", duration: float = 0.0,
@@ -477,7 +490,7 @@ class Remediator:
             self.metrics.remediations.labels(agent.name, node, req.action, outcome).inc()
             if timed:
                 self.metrics.duration.labels(agent.name, node, req.action).observe(duration)
-            label = skip_label or ("circuit_open" if outcome == "circuit_open" else None)
+            label = skip_label or (SkipReason.CIRCUIT_OPEN if outcome == Outcome.CIRCUIT_OPEN else None)
             if label:
                 self.metrics.skips.labels(agent.name, node, label).inc()
         return result

@@ -9,9 +9,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from govheal.config import Config
-from remediator.api import ACTIONS, CIRCUIT_STATES, OUTCOMES
+from remediator.api import Action, Circuit, Outcome, SkipReason
 
-SKIP_REASONS = ("paused", "disabled", "no_restart_configured", "no_fallback_configured", "busy", "circuit_open")
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
 
@@ -27,7 +26,7 @@ class CircuitCollector(Collector):
                               "(closed, open, half_open), 0 for the others.", labels=["agent", "node", "state"])
         for a in self.config.agents:
             current = self.state_of(a.name)
-            for s in CIRCUIT_STATES:
+            for s in Circuit:
                 g.add_metric([a.name, self.config.node_of(a), s], 1.0 if s == current else 0.0)
         yield g
 
@@ -47,9 +46,9 @@ class RemediatorMetrics:
         for a in config.agents:
             node = config.node_of(a)
             self.in_progress.labels(a.name, node)
-            for action in ACTIONS:
+            for action in Action:
                 self.duration.labels(a.name, node, action)
-                for outcome in OUTCOMES:
+                for outcome in Outcome:
                     self.remediations.labels(a.name, node, action, outcome)
-            for reason in SKIP_REASONS:
+            for reason in SkipReason:
                 self.skips.labels(a.name, node, reason)

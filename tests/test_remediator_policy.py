@@ -348,3 +348,64 @@ def test_the_circuit_open_alerts_failover_request_does_not_repeat_the_engines_fa
     assert alert.outcome == "duplicate" and "already started" in alert.reason and marker.read_text() == "x"
     operator = rem.submit(Request("A", "failover", "by-hand", source="cli"))
     assert operator.outcome == "failover_started" and marker.read_text() == "xx"
+
+
+def _series(reg: CollectorRegistry, name: str) -> set[tuple]:
+    return {tuple(sorted(s.labels.items())) for m in reg.collect() for s in m.samples if s.name == name}
+
+
+def test_every_value_the_engine_emits_is_a_series_that_exists_at_zero_from_start_up(tmp_path: Path) -> None:
+    """Drive the engine through every outcome and skip reason; no emission may create a new series."""
+    from remediator.api import Outcome, SkipReason, Step
+    from remediator.strategies import Refused
+
+    reg = CollectorRegistry()
+    clock, world = FakeClock(), World(healthy={"A": False, "B": False, "C": True})
+    rem = make(tmp_path, world, clock, registry=reg, agents={
+        "A": "fallback: {argv: [/bin/false]}", "B": "fallback: {agent: C}", "C": "", "D": "", "E": ""})
+    before = {n: _series(reg, n) for n in ("govheal_remediations_total", "govheal_remediation_skips_total")}
+    for name in before["govheal_remediations_total"]:
+        assert reg.get_sample_value("govheal_remediations_total", dict(name)) == 0
+    emitted: list[str] = []
+    rem.subscribe(lambda ev: emitted.append(ev.outcome))
+    results = []
+
+    def go(agent: str, action: str, incident: str, **kw) -> None:
+        results.append(rem.submit(Request(agent, action, incident, **kw)))
+
+    go("C", "restart", "c1")  # already_recovered
+    go("A", "restart", "a1")  # healed
+    go("A", "restart", "a1")  # duplicate
+    world.heals = lambda n: False
+    world.healthy["A"] = False
+    go("A", "restart", "a2")  # 3 failed attempts: circuit opens, the failover command fails
+    go("A", "restart", "a3")  # circuit_open (a skip)
+    world.healthy["B"] = False
+    go("B", "restart", "b1")  # opens, fails over to C
+    go("D", "failover", "d1")  # no fallback configured
+    rem.store.set_switches("D", Switches(paused=True))
+    go("D", "restart", "d2")
+    rem.store.set_switches("D", Switches(disabled=True))
+    go("D", "restart", "d3")
+    rem.store.acquire_lease("E", "someone-else", clock.t, 10_000)
+    rem._lease_ttl = lambda agent: 0.05  # do not wait out a real lease
+    go("E", "restart", "e1")  # busy
+    rem.store.release_lease("E", "someone-else")
+    refusing = world.strategy()
+    refusing.restart = lambda *a: (_ for _ in ()).throw(Refused("refused to signal pid 1"))
+    rem.strategies = {**rem.strategies, "command": refusing}
+    world.healthy["E"] = False
+    go("E", "restart", "e2")  # failed, refused
+    cfg = rem.config
+    bare = cfg.agents[-1].model_copy(update={"restart": None})
+    rem.config = cfg.model_copy(update={"agents": [*cfg.agents[:-1], bare]})
+    go("E", "restart", "e3")  # no restart configured
+    rem.config = cfg
+
+    after = {n: _series(reg, n) for n in before}
+    assert after == before, "an emitted value created a series that was not there at start-up"
+    assert {r.outcome for r in results} == set(Outcome), "the scenarios cover every outcome"
+    skips = {tuple(sorted(s.labels.items())) for m in reg.collect() for s in m.samples
+             if s.name == "govheal_remediation_skips_total" and s.value > 0}
+    assert {dict(k)["reason"] for k in skips} == set(SkipReason), "the scenarios cover every skip reason"
+    assert set(emitted) <= set(Outcome) | set(Step)
