@@ -197,7 +197,7 @@ class Remediator:
             self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
             why = "healthy when we came to act" + (f" (pid {old_pid} → {obs.pid})" if old_pid != obs.pid else "")
             return Outcome.ALREADY_RECOVERED, why, old_pid, obs.pid, {}
-        diagnostics: dict = {}
+        diagnostics: dict = {}  # the result's: what the agent looked like at the first attempt
         last_reason = ""
         renew = False  # the lease was just taken; renew it before each later attempt
         while True:
@@ -224,15 +224,17 @@ class Remediator:
                 self._acquire_lease(agent)  # renew
             renew = True
             pid = find_pid(self.config, agent)
+            diag: dict = {}  # this attempt's own: the process it is about to stop (none when it is gone)
             if pid is not None:
                 log = agent.log_file or (agent.restart.agent_log() if agent.restart else None)
-                diagnostics = capture(pid, self.config.path(log) if log else None)
+                diag = capture(pid, self.config.path(log) if log else None)
+            diagnostics = diagnostics or diag
             now = self.clock()
             state = pol.on_attempt(state, now)
             attempt_id = self.store.start_attempt(agent.name, req.incident, Action.RESTART, now, pid, state)
             attempt_no = self._attempts(agent, req)
             self._emit(agent, req.incident, Action.RESTART, Step.RESTARTING, 0.0, old_pid=pid, attempt=attempt_no,
-                       circuit=state.state, diagnostics=diagnostics,
+                       circuit=state.state, diagnostics=diag,
                        reason=f"{req.reason or 'requested'}; {decision.reason}; {obs.reason}".strip("; "))
             healed, new_pid, reason, refused = self._attempt(agent, pid, p)
             done = self.clock()
@@ -295,8 +297,12 @@ class Remediator:
 
     def _circuit_open(self, agent: Agent, req: Request, reason: str, old: int | None, new: int | None,
                       diag: dict, *, opening: bool) -> tuple[str, str, int | None, int | None, dict]:
-        """No more restarts. Only the opening itself (not each later request) is CRIT and runs the failover."""
-        if opening:
+        """No more restarts. Only the opening itself (not each later request) is CRIT and runs the failover.
+
+        The request's result line says ``circuit_open`` (or the failover's outcome); the ``circuit_open`` step
+        is written only when a failover follows, so one opening is one ``circuit_open`` line either way.
+        """
+        if opening and agent.fallback is not None:
             self._emit(agent, req.incident, Action.RESTART, Step.CIRCUIT_OPENED, 0.0, reason=reason, old_pid=old,
                        new_pid=new, circuit=pol.OPEN, attempt=self._attempts(agent, req))
         if agent.fallback is None or not opening:
@@ -321,7 +327,6 @@ class Remediator:
         fb = agent.fallback
         if fb is None:
             return Outcome.FAILOVER_FAILED, "no fallback configured", pid, None, {}
-        start = self.clock()
         self._emit(agent, req.incident, Action.FAILOVER, Step.FAILOVER_RUNNING, 0.0, old_pid=pid,
                    reason=self._describe_fallback(agent), circuit=self.circuit_state(agent.name))
         notes: list[str] = []
@@ -346,16 +351,11 @@ class Remediator:
             if fb.argv:
                 self._run_fallback_command(fb.argv)
                 notes.append(f"ran {fb.argv[0]}")
-        except StrategyError as exc:
-            reason = "; ".join([*notes, str(exc)])
-            self._emit(agent, req.incident, Action.FAILOVER, Outcome.FAILOVER_FAILED, self.clock() - start,
-                       reason=reason, old_pid=pid, new_pid=new_pid)
-            return Outcome.FAILOVER_FAILED, reason, pid, new_pid, {}
+        except StrategyError as exc:  # the request's result line (written by _finish) says so
+            return Outcome.FAILOVER_FAILED, "; ".join([*notes, str(exc)]), pid, new_pid, {}
         reason = "; ".join(notes) + (f" ({fb.note})" if fb.note else "")
         with self.store.lock:
             self.store.save_circuit(agent.name, pol.on_failover(self.store.circuit(agent.name), self.clock()))
-        self._emit(agent, req.incident, Action.FAILOVER, Outcome.FAILOVER_STARTED, self.clock() - start, reason=reason,
-                   old_pid=pid, new_pid=new_pid)
         return Outcome.FAILOVER_STARTED, reason, pid, new_pid, {}
 
     def _run_fallback_command(self, argv: list[str]) -> None:

@@ -409,3 +409,58 @@ def test_every_value_the_engine_emits_is_a_series_that_exists_at_zero_from_start
              if s.name == "govheal_remediation_skips_total" and s.value > 0}
     assert {dict(k)["reason"] for k in skips} == set(SkipReason), "the scenarios cover every skip reason"
     assert set(emitted) <= set(Outcome) | set(Step)
+
+
+# -- the audit log: one line per event, each with its own data (issue 13.15) ------------------------
+
+def test_one_opening_of_the_circuit_is_one_circuit_open_line(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock)
+    assert rem.submit(Request("A", "restart", "i1")).outcome == "circuit_open"
+    lines = [e["outcome"] for e in read_events(rem.audit.path)]
+    assert lines.count("circuit_open") == 1, lines
+    assert lines == ["restarting", "failed", "backoff", "restarting", "failed", "backoff", "restarting", "failed",
+                     "circuit_open"]
+
+
+def test_a_failover_is_one_line_per_step(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False, "Backup": False}, heals=lambda n: n != "A")
+    rem = make(tmp_path, world, clock, agents={"A": "fallback: {agent: Backup}", "Backup": ""})
+    assert rem.submit(Request("A", "restart", "x")).outcome == "failover_started"
+    lines = [e["outcome"] for e in read_events(rem.audit.path)]
+    assert lines[-3:] == ["circuit_open", "failover_running", "failover_started"], lines
+    assert lines.count("failover_started") == 1 and lines.count("circuit_open") == 1
+    assert rem.submit(Request("A", "failover", "by-hand")).outcome == "failover_started"
+    lines = [e["outcome"] for e in read_events(rem.audit.path) if e["incident"] == "by-hand"]
+    assert lines == ["failover_running", "failover_started"]
+
+
+def test_each_restarting_line_carries_the_diagnostics_of_its_own_attempt(tmp_path: Path) -> None:
+    """The first attempt stops a real process (its diagnostics are recorded); at the second the process is
+    gone, so its line has none (it carried the first attempt's)."""
+    import subprocess
+
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+        rem = make(tmp_path, world, clock)
+        (tmp_path / "run").mkdir()
+        pidfile = tmp_path / "run" / "A.pid"
+        pidfile.write_text(f"{victim.pid}\n")
+        strategy = rem.strategies["command"]
+        restart = strategy.restart
+
+        def stop_then_fail(config, agent, pid):
+            pidfile.unlink(missing_ok=True)  # the process is gone after the first attempt
+            return restart(config, agent, pid)
+
+        strategy.restart = stop_then_fail
+        r = rem.submit(Request("A", "restart", "i1"))
+        restarting = [e for e in read_events(rem.audit.path) if e["outcome"] == "restarting"]
+        assert restarting[0]["old_pid"] == victim.pid and restarting[0]["diagnostics"]["rss_bytes"] > 0
+        assert [e["old_pid"] for e in restarting[1:]] == [None, None]
+        assert [e["diagnostics"] for e in restarting[1:]] == [{}, {}], "a later attempt repeated old diagnostics"
+        assert r.diagnostics == restarting[0]["diagnostics"], "the result keeps what the agent looked like first"
+    finally:
+        victim.kill()
+        victim.wait()
