@@ -56,6 +56,8 @@ class SkipReason(StrEnum):
     NO_FALLBACK_CONFIGURED = "no_fallback_configured"
     BUSY = "busy"
     CIRCUIT_OPEN = "circuit_open"
+    HEALTHY = "healthy"  # a failover asked by an alert while the agent is healthy
+    CIRCUIT_NOT_OPEN = "circuit_not_open"  # … while its circuit is not open (restarts are still the answer)
 
 
 class Circuit(StrEnum):

@@ -92,7 +92,7 @@ class Remediator:
         if dry_run:
             return self._result(agent, req, Outcome.SKIPPED, reason="dry run: " + self.plan(req))
         start = self.clock()
-        skip = self._skip_reason(agent, req)
+        skip = self._skip_reason(agent, req) or self._failover_gate(agent, req)
         if skip is not None:
             label, why = skip
             return self._finish(agent, req, Outcome.SKIPPED, start, reason=why, skip_label=label)
@@ -151,7 +151,7 @@ class Remediator:
         status = "healthy" if obs.healthy else "unhealthy"
         detail = f", {obs.reason}" if obs.reason else ""
         lines = [f"agent {agent.name} on {self.config.node_of(agent)}: {status} (pid {obs.pid or '-'}{detail})"]
-        skip = self._skip_reason(agent, req)
+        skip = self._skip_reason(agent, req) or self._failover_gate(agent, req)
         if skip is not None:
             lines.append(f"would skip: {skip[1]}")
             return "\n".join(lines)
@@ -311,6 +311,19 @@ class Remediator:
         return outcome, f"{reason}; failover: {why}", old, fb_pid, diag
 
     # -- failover -----------------------------------------------------------------------------------
+    def _failover_gate(self, agent: Agent, req: Request) -> tuple[SkipReason, str] | None:
+        """A failover an alert asks for runs only while the agent is unhealthy and its circuit is open (once per
+        opening: :meth:`_failover_done`). An operator's explicit request (``source="cli"``) always runs."""
+        if req.action != Action.FAILOVER or req.source == "cli":
+            return None
+        if self.look(self.config, agent).healthy:
+            return SkipReason.HEALTHY, f"{agent.name} is healthy: nothing to fail over from"
+        circuit = self.circuit_state(agent.name)
+        if circuit != pol.OPEN:
+            return SkipReason.CIRCUIT_NOT_OPEN, (f"{agent.name}'s circuit is {circuit.replace('_', '-')}: restarts "
+                                                 "are still the answer; a failover runs only once it opens")
+        return None
+
     def _failover_done(self, agent: Agent, req: Request) -> str | None:
         """Did this opening of the circuit already fail over? (The engine fails over when the circuit opens,
         and the AgentCircuitOpen alert asks again; only an operator's explicit request repeats it.)"""

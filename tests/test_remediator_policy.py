@@ -380,6 +380,9 @@ def test_every_value_the_engine_emits_is_a_series_that_exists_at_zero_from_start
     world.healthy["A"] = False
     go("A", "restart", "a2")  # 3 failed attempts: circuit opens, the failover command fails
     go("A", "restart", "a3")  # circuit_open (a skip)
+    world.healthy["A"] = True
+    go("A", "failover", "a4", source="alertmanager")  # healthy: nothing to fail over from
+    go("B", "failover", "b0", source="alertmanager")  # its circuit is closed
     world.healthy["B"] = False
     go("B", "restart", "b1")  # opens, fails over to C
     go("D", "failover", "d1")  # no fallback configured
@@ -464,3 +467,41 @@ def test_each_restarting_line_carries_the_diagnostics_of_its_own_attempt(tmp_pat
     finally:
         victim.kill()
         victim.wait()
+
+
+# -- a failover requested by an alert (issue 13.3) -------------------------------------------------
+
+def test_failover_alerts_against_a_healthy_agent_with_a_closed_circuit_run_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "failover-ran"
+    argv = f'[{sys.executable!r}, -c, "import sys; open(sys.argv[1], \'a\').write(\'x\')", {str(marker)!r}]'
+    reg = CollectorRegistry()
+    clock, world = FakeClock(), World(healthy={"A": True})
+    rem = make(tmp_path, world, clock, registry=reg, agents={"A": f"fallback: {{argv: {argv}}}"})
+    for i in range(3):  # three alerts with new fingerprints
+        r = rem.submit(Request("A", "failover", f"fp{i}:2026-01-01T00:00:00Z", source="alertmanager"))
+        assert (r.outcome, r.circuit) == ("skipped", "closed") and "is healthy" in r.reason, r.reason
+    assert not marker.exists(), "the fallback ran against a healthy agent"
+    world.healthy["A"] = False  # unhealthy, but the circuit is closed: restarts are still the answer
+    r = rem.submit(Request("A", "failover", "fp9:x", source="alertmanager"))
+    assert r.outcome == "skipped" and "circuit is closed" in r.reason and not marker.exists()
+    skips = {k: reg.get_sample_value("govheal_remediation_skips_total", {"agent": "A", "node": "n1", "reason": k})
+             for k in ("healthy", "circuit_not_open")}
+    assert skips == {"healthy": 3, "circuit_not_open": 1}
+    plan = rem.plan(Request("A", "failover", "p", source="alertmanager"))
+    assert "would skip:" in plan and "circuit is closed" in plan, plan
+
+
+def test_a_failover_alert_runs_once_per_opening_and_only_while_the_agent_is_down(tmp_path: Path) -> None:
+    marker = tmp_path / "failover-ran"
+    argv = f'[{sys.executable!r}, -c, "import sys; open(sys.argv[1], \'a\').write(\'x\')", {str(marker)!r}]'
+    clock, world = FakeClock(), World(healthy={"A": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock, agents={"A": f"fallback: {{argv: {argv}, note: backup}}"})
+    rem.store.save_circuit("A", pol.opened(pol.CircuitState(), clock.t))  # opened elsewhere, no failover yet
+    first = rem.submit(Request("A", "failover", "open-1", source="alertmanager"))
+    assert first.outcome == "failover_started" and marker.read_text() == "x"
+    again = [rem.submit(Request("A", "failover", f"open-{i}", source="alertmanager")).outcome for i in (2, 3)]
+    assert again == ["duplicate", "duplicate"] and marker.read_text() == "x"
+    world.healthy["A"] = True  # it came back while open: nothing to fail over from
+    assert rem.submit(Request("A", "failover", "open-4", source="alertmanager")).outcome == "skipped"
+    assert rem.submit(Request("A", "failover", "by-hand", source="cli")).outcome == "failover_started"
+    assert marker.read_text() == "xx", "an operator's explicit request always runs"
