@@ -157,6 +157,8 @@ class PolicySpec(Strict):
     backoff_multiplier: float = Field(2.0, ge=1.0)
     budget: int = Field(3, ge=1, description="restarts allowed per budget_window before the circuit opens")
     budget_window: Duration = 600.0
+    min_uptime: Duration = Field(60.0, description="a restart that healed and stayed healthy this long does not "
+                                 "count against the budget (and resets the backoff)")
     cooldown: Duration = Field(300.0, description="open → half-open after this long")
     healthy_reset: Duration = Field(600.0, description="healthy this long closes the circuit and resets backoff")
 
@@ -169,6 +171,7 @@ class PolicyOverride(Strict):
     backoff_multiplier: float | None = Field(None, ge=1.0)
     budget: int | None = Field(None, ge=1)
     budget_window: Duration | None = None
+    min_uptime: Duration | None = None
     cooldown: Duration | None = None
     healthy_reset: Duration | None = None
 
@@ -319,7 +322,8 @@ class Config(Strict):
     def policy_for(self, agent: Agent) -> PolicySpec:
         if agent.remediation is None:
             return self.remediation
-        overrides = agent.remediation.model_dump(exclude_none=True)
+        # the values themselves: model_dump would serialise durations back to text ("10ms")
+        overrides = {k: v for k in PolicyOverride.model_fields if (v := getattr(agent.remediation, k)) is not None}
         return self.remediation.model_copy(update=overrides)
 
 

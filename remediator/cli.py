@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     incident = args.incident or f"cli-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{time.time_ns() % 10**6}"
     req = Request(agent=args.agent, action="failover" if args.failover else "restart", incident=incident,
                   reason="requested from the command line", source="cli")
-    rem = Remediator(config)
+    rem = Remediator(config, trials=False)  # one request, then exit: the receiver runs half-open trials
     try:
         if args.dry_run:
             print(rem.plan(req))

@@ -5,11 +5,16 @@ agents without a restart; dedupes by incident; takes the agent's lock (threads) 
 waits (bounded) for ``depends_on`` agents that are down; returns ``already_recovered`` if the agent is
 healthy now; otherwise restarts and verifies, with backoff between attempts, until healed or the budget
 is spent, which opens the circuit (a CRIT event) and runs the failover when one is configured.
+
+After ``cooldown`` an open circuit is half-open: :meth:`run_due_trials` (run every ``TRIAL_POLL`` by a
+thread of a long-lived Remediator, the receiver's) makes the one trial restart for the incident that is
+still open, so an agent that can be healed again is healed without an operator or a new alert.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import subprocess
 import threading
 import time
@@ -41,8 +46,11 @@ from remediator.store import DONE, IN_PROGRESS, REMEDIATOR, Incident, Store
 from remediator.strategies import Refused, Strategy, StrategyError, default_strategies
 from remediator.verify import Observation, find_pid, observe, verify
 
+log = logging.getLogger("govheal.remediator")
+
 LEASE_POLL = 0.1
 FAILOVER_COMMAND_TIMEOUT = 30.0
+TRIAL_POLL = 1.0  # seconds between looks for half-open circuits due a trial (one SELECT per agent)
 
 
 class Remediator:
@@ -58,8 +66,10 @@ class Remediator:
         strategies: Mapping[str, Strategy] | None = None,
         look: Callable[[Config, Agent], Observation] = observe,
         state: State | None = None,
+        trials: bool = True,
     ) -> None:
-        """``state``: the process's state object (the receiver's), which hands the store its connection."""
+        """``state``: the process's state object (the receiver's), which hands the store its connection.
+        ``trials``: run half-open trials in a background thread (the receiver); a one-shot CLI passes False."""
         self.config = config
         if store is None:
             store = Store(state.path, conn=state.connection(REMEDIATOR)) if state is not None \
@@ -74,6 +84,11 @@ class Remediator:
         self._locks = {a.name: threading.Lock() for a in config.agents}
         self._listeners: list[Callable[[Event], None]] = []
         self.metrics = RemediatorMetrics(config, registry, self.circuit_state) if registry is not None else None
+        self._stop = threading.Event()
+        self._trials: threading.Thread | None = None
+        if trials:
+            self._trials = threading.Thread(target=self._trial_loop, name="rem-half-open-trials", daemon=True)
+            self._trials.start()
 
     # -- public -------------------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[Event], None]) -> None:
@@ -97,7 +112,8 @@ class Remediator:
             label, why = skip
             return self._finish(agent, req, Outcome.SKIPPED, start, reason=why, skip_label=label)
         pid = find_pid(self.config, agent)
-        inc, created = self.store.open_incident(agent.name, req.incident, start, pid, req.reason, req.source)
+        inc, created = self.store.open_incident(agent.name, req.incident, start, pid, req.reason, req.source,
+                                                req.action)
         if not created and (dup := self._duplicate(inc)):
             return self._finish(agent, req, Outcome.DUPLICATE, start, reason=dup)
         lock = self._locks[agent.name]
@@ -178,7 +194,38 @@ class Remediator:
                      f"{p.verify_interval:g}s, within start_grace {agent.start_grace:g}s")
         return "\n".join(lines)
 
+    def run_due_trials(self) -> list[Result]:
+        """The half-open trial of every agent whose circuit's cooldown is over: one restart for the incident
+        that opened it, still unresolved. Not for an agent seen healthy since (it came back by itself: the
+        next incident gets the trial), nor a paused or disabled one."""
+        results = []
+        now = self.clock()
+        for agent in self.config.agents:
+            if agent.restart is None or self.config.node_of(agent) != self.config.node:
+                continue
+            state = pol.refresh(self._policy(agent), self.store.circuit(agent.name), now)
+            if state.state != pol.HALF_OPEN or state.trial_used or state.healthy_since is not None:
+                continue
+            inc = self.store.trial_incident(agent.name)
+            req = Request(agent.name, Action.RESTART, inc.incident if inc else "", source="trial",
+                          reason=f"half-open trial after the {self._policy(agent).cooldown:g}s cooldown")
+            if inc is None or self._skip_reason(agent, req) is not None:
+                continue
+            self.store.reopen_incident(agent.name, inc.incident, now)
+            results.append(self.submit(req))
+        return results
+
+    def _trial_loop(self) -> None:
+        while not self._stop.wait(TRIAL_POLL):
+            try:
+                self.run_due_trials()
+            except Exception:  # a store or probe error: the next round tries again
+                log.warning("half-open trial round failed; retrying in %gs", TRIAL_POLL, exc_info=True)
+
     def close(self) -> None:
+        self._stop.set()
+        if self._trials is not None:
+            self._trials.join(timeout=10)
         self.audit.close()
         self.store.close()
 

@@ -7,8 +7,13 @@ Circuit per agent:
 - ``open``: the budget is spent (or a half-open trial failed). No restarts; after ``cooldown`` it
   becomes ``half_open``.
 - ``half_open``: exactly one trial restart. A new incident after the trial re-opens the circuit.
+- A restart that healed is on probation: if the agent stays healthy for ``min_uptime`` (no new incident
+  in that time) the restart is forgiven: it leaves the budget and the streak (backoff) starts again at
+  0; a half-open trial that holds closes the circuit and forgets the crash loop before it. A crash
+  within ``min_uptime`` keeps the restart counted, as does every failed restart: a crash loop still
+  opens the circuit after exactly ``budget`` restarts, a busy day does not.
 - Healthy for ``healthy_reset`` (since the last heal or resolve, with no incident since) closes the
-  circuit, forgets the streak (so the backoff starts again at 0) and the budget window.
+  circuit, forgets the streak and the budget window (failed restarts too).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class CircuitState:
     healthy_since: float | None = None  # set on heal/resolve, cleared by a new incident
     trial_used: bool = False
     failover_at: float | None = None  # when the fallback last started (one failover per opening)
+    probation: float | None = None  # start of the restart that healed, until it held for min_uptime
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,29 @@ def refresh(policy: PolicySpec, state: CircuitState, now: float) -> CircuitState
     """Apply the time-driven transitions: open → half_open after cooldown; healthy period → closed."""
     if state.healthy_since is not None and now - state.healthy_since >= policy.healthy_reset:
         return CircuitState(healthy_since=state.healthy_since)
+    if state.probation is not None and state.healthy_since is not None \
+            and now - state.healthy_since >= policy.min_uptime:
+        state = _forgive(state)
     if state.state == OPEN and state.opened_at is not None and now - state.opened_at >= policy.cooldown:
         state = replace(state, state=HALF_OPEN, trial_used=False)
     return replace(state, attempts=in_window(policy, state, now))
 
 
+def _forgive(state: CircuitState) -> CircuitState:
+    """The restart on probation held for min_uptime: it was a heal, not a crash loop. A half-open trial that
+    held closes the circuit like a healthy period does (the crash loop before it is over)."""
+    if state.state == HALF_OPEN:
+        return CircuitState(healthy_since=state.healthy_since)
+    attempts = list(state.attempts)
+    if state.probation in attempts:
+        attempts.remove(state.probation)
+    return replace(state, attempts=tuple(attempts), streak=0, probation=None)
+
+
 def on_incident(policy: PolicySpec, state: CircuitState, now: float) -> CircuitState:
-    """A new incident: the agent is not healthy any more (after the healthy-period check)."""
-    return replace(refresh(policy, state, now), healthy_since=None)
+    """A new incident: the agent is not healthy any more (after the healthy-period and probation checks).
+    A restart still on probation did not hold for ``min_uptime``: it stays counted."""
+    return replace(refresh(policy, state, now), healthy_since=None, probation=None)
 
 
 def decide(policy: PolicySpec, state: CircuitState, now: float) -> Decision:
@@ -102,8 +123,8 @@ def on_attempt(state: CircuitState, now: float) -> CircuitState:
 def on_result(policy: PolicySpec, state: CircuitState, now: float, healed: bool) -> CircuitState:
     """After verification: a failed half-open trial, or a failure that spent the budget, opens the circuit."""
     state = replace(state, last_attempt_at=now)  # the backoff counts from the end of an attempt
-    if healed:
-        return replace(state, healthy_since=now)
+    if healed:  # on probation until it has held for min_uptime (see refresh)
+        return replace(state, healthy_since=now, probation=state.attempts[-1] if state.attempts else None)
     if state.state == HALF_OPEN or len(in_window(policy, state, now)) >= policy.budget:
         return opened(state, now)
     return state

@@ -49,7 +49,10 @@ SCHEMA = [
     CREATE TABLE rem_leases (agent TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
         expires_at REAL NOT NULL)
     """,
+    # 2: which action an incident asked for (the half-open trial looks for the restart incident left open)
+    "ALTER TABLE rem_incidents ADD COLUMN action TEXT NOT NULL DEFAULT 'restart'",
 ]
+TRIAL_OUTCOMES = ("circuit_open", "failover_started", "failover_failed")  # a restart incident the circuit ended
 
 REMEDIATOR = Component("remediator", SCHEMA)
 CHECKPOINT_INTERVAL = 1.0  # seconds between background WAL checkpoints
@@ -163,13 +166,13 @@ class Store:
         return None if row is None else _incident(row)
 
     def open_incident(self, agent: str, incident: str, now: float, pid: int | None, reason: str,
-                      source: str) -> tuple[Incident, bool]:
+                      source: str, action: str = "restart") -> tuple[Incident, bool]:
         """Create the incident if new; returns (incident, created)."""
         with self.lock, tx(self.conn):
             cur = self.conn.execute(
                 "INSERT OR IGNORE INTO rem_incidents (agent, incident, status, opened_at, updated_at, first_pid, "
-                "reason, source) VALUES (?,?,?,?,?,?,?,?)",
-                (agent, incident, IN_PROGRESS, now, now, pid, reason, source))
+                "reason, source, action) VALUES (?,?,?,?,?,?,?,?,?)",
+                (agent, incident, IN_PROGRESS, now, now, pid, reason, source, action))
             row = self.conn.execute("SELECT * FROM rem_incidents WHERE agent = ? AND incident = ?",
                                     (agent, incident)).fetchone()
         return _incident(row), cur.rowcount == 1
@@ -190,6 +193,17 @@ class Store:
             cur = self.conn.execute("UPDATE rem_incidents SET status = ?, updated_at = ? WHERE agent = ? AND "
                                     "incident = ?", (CLOSED, now, agent, incident))
         return cur.rowcount == 1
+
+    def trial_incident(self, agent: str) -> Incident | None:
+        """The agent's latest restart incident if the circuit ended it and its alert has not resolved: what a
+        half-open trial restarts for. None when the latest one is closed, healed, or still in progress."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT * FROM rem_incidents WHERE agent = ? AND action = 'restart' ORDER BY opened_at DESC, "
+                "rowid DESC LIMIT 1", (agent,)).fetchone()
+        if row is None or row["status"] != DONE or row["outcome"] not in TRIAL_OUTCOMES:
+            return None
+        return _incident(row)
 
     # -- attempts -----------------------------------------------------------------------------------
     def start_attempt(self, agent: str, incident: str, action: str, now: float, old_pid: int | None,

@@ -113,7 +113,7 @@ agents:
   - name: A
     process: {pidfile: run/a.pid}
     start_grace: 1m30s
-    remediation: {budget: 5}
+    remediation: {budget: 5, backoff_initial: 250ms, min_uptime: 2m}
   - name: Mirror
     health: {url: "https://127.0.0.1:8443/health"}
 """)
@@ -122,6 +122,8 @@ agents:
     assert a.start_grace == 90.0 and mirror.remote and not a.remote
     assert cfg.path(a.process.pidfile) == tmp_path / "run" / "a.pid"
     assert cfg.policy_for(a).budget == 5 and cfg.policy_for(mirror).budget == 3
+    assert (cfg.policy_for(a).backoff_initial, cfg.policy_for(a).min_uptime) == (0.25, 120.0)  # seconds, not text
+    assert cfg.policy_for(mirror).min_uptime == 60.0
     assert cfg.listen.exporter.startswith("127.0.0.1:")
     assert cfg.node_of(a) == cfg.node
 

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from govheal.config import PolicySpec
 from govheal.seams import parse_config
 from govheal.testing.remediator.world import FakeClock, World
+from govheal.testing.support import wait_until
 from remediator import policy as pol
 from remediator.api import Request, UnknownAgent
 from remediator.audit import read_events
@@ -41,7 +42,7 @@ def config_text(agents: dict[str, str]) -> str:
 
 
 def make(tmp_path: Path, world: World, clock: FakeClock | None = None, agents: dict[str, str] | None = None,
-         fail: str | None = None, registry: CollectorRegistry | None = None) -> Remediator:
+         fail: str | None = None, registry: CollectorRegistry | None = None, trials: bool = False) -> Remediator:
     path = tmp_path / "govheal.yaml"
     path.write_text(config_text(agents or {"A": ""}))
     cfg = parse_config(path.read_text(), path)
@@ -49,7 +50,7 @@ def make(tmp_path: Path, world: World, clock: FakeClock | None = None, agents: d
     kwargs = {"clock": clock, "sleep": clock.sleep} if clock else {}
     if clock:
         world.clock = clock
-    return Remediator(cfg, look=world.look, registry=registry,
+    return Remediator(cfg, look=world.look, registry=registry, trials=trials,
                       strategies=dict.fromkeys(("launchd", "systemd", "command", "signal"), strategy), **kwargs)
 
 
@@ -92,6 +93,74 @@ def test_attempts_leave_the_budget_window() -> None:
     s = pol.on_attempt(pol.on_attempt(pol.CircuitState(), 0.0), 1.0)
     assert not pol.decide(p, s, 30.0).allow
     assert pol.decide(p, pol.refresh(p, s, 61.5), 61.5).allow
+
+
+# -- a circuit that opens on crash loops, not on a busy day (issue 12.3) -----------------------------
+
+DEFAULTS = PolicySpec()  # the shipped policy: budget 3 per 10m, min_uptime 60s, cooldown 5m
+
+
+def crash_and_heal(p: PolicySpec, s: pol.CircuitState, crash_at: float, heal_after: float = 1.5
+                   ) -> tuple[pol.CircuitState, pol.Decision]:
+    """One crash at ``crash_at`` (a new incident), then the restart the policy allows, which heals."""
+    s = pol.on_incident(p, s, crash_at)
+    d = pol.decide(p, s, crash_at)
+    if not d.allow:
+        return s, d
+    start = crash_at + d.wait
+    s = pol.on_attempt(pol.refresh(p, s, start), start)
+    return pol.on_result(p, pol.refresh(p, s, start + heal_after), start + heal_after, healed=True), d
+
+
+def test_four_independent_crashes_in_ten_minutes_are_all_healed_at_once() -> None:
+    s = pol.CircuitState()
+    for crash in (0.0, 150.0, 300.0, 450.0):
+        s, d = crash_and_heal(DEFAULTS, s, crash)
+        assert d.allow and d.wait == 0, (crash, d)
+        assert s.state == "closed"
+
+
+def test_a_crash_every_90s_for_15_minutes_is_always_healed_without_backoff() -> None:
+    s = pol.CircuitState()
+    for i in range(11):  # 0 … 900 s
+        s, d = crash_and_heal(DEFAULTS, s, 90.0 * i)
+        assert d.allow and d.wait == 0 and s.state == "closed", (i, d)
+
+
+def test_restarts_whose_agent_dies_within_min_uptime_still_open_the_circuit_after_exactly_the_budget() -> None:
+    s, allowed = pol.CircuitState(), 0
+    t = 0.0
+    while True:
+        s, d = crash_and_heal(DEFAULTS, s, t)
+        if not d.allow:
+            break
+        allowed += 1
+        t += d.wait + 1.5 + 20  # healed, then dead again 20 s later (< min_uptime 60 s)
+    assert allowed == DEFAULTS.budget and d.opened
+
+
+def test_failed_restarts_count_against_the_budget_even_after_a_healthy_spell() -> None:
+    p = PolicySpec(budget=2, backoff_initial=1)
+    s = pol.on_result(p, pol.on_attempt(pol.on_incident(p, pol.CircuitState(), 0.0), 0.0), 1.0, healed=False)
+    s = pol.on_healthy(s, 5.0)  # it came back by itself (launchd), and stayed up long
+    s, d = crash_and_heal(p, s, 500.0)
+    assert d.allow and len(s.attempts) == 2, "the failed one still counts; the heal is on probation"
+    s = pol.on_incident(p, s, 510.0)  # …and the heal did not hold for min_uptime
+    assert not pol.decide(p, s, 510.0).allow
+
+
+def test_after_the_cooldown_a_trial_that_holds_for_min_uptime_closes_the_circuit() -> None:
+    p = DEFAULTS
+    s = pol.opened(pol.CircuitState(attempts=(0.0, 2.0, 5.0), streak=3, last_attempt_at=6.0), 6.0)
+    s = pol.refresh(p, s, 6.0 + p.cooldown)
+    assert s.state == "half_open" and pol.decide(p, s, 6.0 + p.cooldown).allow
+    t = 6.0 + p.cooldown
+    s = pol.on_result(p, pol.on_attempt(s, t), t + 1, healed=True)
+    assert pol.refresh(p, s, t + 1 + p.min_uptime - 0.1).state == "half_open"
+    s = pol.refresh(p, s, t + 1 + p.min_uptime)
+    assert (s.state, s.streak, s.attempts) == ("closed", 0, ()), "a trial that held closes the circuit"
+    _, d = crash_and_heal(p, s, t + 200)
+    assert d.allow and d.wait == 0, "the next independent crash is healed at once"
 
 
 # -- the engine with a fake world ------------------------------------------------------------------
@@ -505,3 +574,74 @@ def test_a_failover_alert_runs_once_per_opening_and_only_while_the_agent_is_down
     assert rem.submit(Request("A", "failover", "open-4", source="alertmanager")).outcome == "skipped"
     assert rem.submit(Request("A", "failover", "by-hand", source="cli")).outcome == "failover_started"
     assert marker.read_text() == "xx", "an operator's explicit request always runs"
+
+
+# -- the same through the engine: alerts, heals, resolves, and the half-open trial without an operator -
+
+def test_a_busy_day_through_the_engine_heals_every_crash_and_never_opens_the_circuit(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": True})
+    rem = make(tmp_path, world, clock)
+    for i in range(4):  # four independent crashes, 150 s apart: all within one budget window
+        world.healthy["A"] = False
+        r = rem.submit(Request("A", "restart", f"crash-{i}", source="alertmanager"))
+        assert (r.outcome, r.circuit) == ("healed", "closed"), (i, r.reason)
+        rem.resolve("A", f"crash-{i}")
+        clock.t += 150
+    assert len(world.restarts) == 4 and not [s for s in clock.sleeps if s >= 1], "no backoff between them"
+
+
+def test_a_crash_loop_through_the_engine_opens_after_exactly_the_budget_then_the_trial_heals_it(
+        tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": True})
+    rem = make(tmp_path, world, clock)
+    outcomes = []
+    for i in range(5):  # each restart heals, and the agent dies again 10 s later
+        world.healthy["A"] = False
+        outcomes.append(rem.submit(Request("A", "restart", f"loop-{i}", source="alertmanager")).outcome)
+        clock.t += 10
+    assert outcomes == ["healed", "healed", "healed", "circuit_open", "circuit_open"]
+    assert len(world.restarts) == 3
+    assert rem.run_due_trials() == [], "nothing before the cooldown"
+    clock.t += 300
+    assert rem.circuit_state("A") == "half_open"
+    trial, = rem.run_due_trials()  # what the receiver's trial thread does: no operator, no new alert
+    assert (trial.outcome, trial.incident, len(world.restarts)) == ("healed", "loop-4", 4)
+    assert rem.run_due_trials() == [], "one trial per half-open period"
+    clock.t += 60  # the trial held for min_uptime: closed, and the next crash is healed at once
+    assert rem.circuit_state("A") == "closed"
+    world.healthy["A"] = False
+    assert rem.submit(Request("A", "restart", "later")).outcome == "healed"
+
+
+def test_no_trial_restart_for_an_agent_that_came_back_by_itself_or_is_paused(tmp_path: Path) -> None:
+    clock, world = FakeClock(), World(healthy={"A": False, "B": False, "C": False}, heals=lambda n: False)
+    rem = make(tmp_path, world, clock, agents={"A": "", "B": "", "C": ""})
+    for name in ("A", "B", "C"):
+        assert rem.submit(Request(name, "restart", f"{name}-1")).outcome == "circuit_open"
+    clock.t += 300
+    world.healthy["A"] = True  # launchd brought it back, and its alert resolved
+    rem.resolve("A", "A-1")
+    rem.store.set_switches("B", Switches(paused=True, owner="ana"))
+    world.healthy["C"] = True  # back, but its alert has not resolved yet: the trial only looks
+    trial, = rem.run_due_trials()
+    assert (trial.agent, trial.outcome) == ("C", "already_recovered")
+    assert rem.run_due_trials() == [] and len(world.restarts) == 9
+
+
+def test_the_trial_thread_heals_an_open_circuit_after_the_cooldown_in_real_time(tmp_path: Path) -> None:
+    world = World(healthy={"A": False}, heals=lambda n: False)
+    path = tmp_path / "govheal.yaml"
+    path.write_text(config_text({"A": "remediation: {cooldown: 300ms, backoff_initial: 10ms}"}))
+    cfg = parse_config(path.read_text(), path)
+    import remediator.engine as engine
+
+    rem = Remediator(cfg, look=world.look, strategies={"command": world.strategy()}, trials=True)
+    try:
+        engine_poll, engine.TRIAL_POLL = engine.TRIAL_POLL, 0.05
+        assert rem.submit(Request("A", "restart", "i1")).outcome == "circuit_open"
+        world.heals = lambda n: True
+        wait_until(lambda: world.healthy["A"], 10, what="the half-open trial")
+        assert len(world.restarts) == 4
+    finally:
+        engine.TRIAL_POLL = engine_poll
+        rem.close()
