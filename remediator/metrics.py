@@ -42,10 +42,14 @@ class RemediatorMetrics:
                              ["agent", "node", "reason"], registry=registry)
         self.in_progress = Gauge("govheal_remediation_in_progress", "1 while a remediation of the agent runs.",
                                  ["agent", "node"], registry=registry)
+        self.budget = Gauge("govheal_remediation_budget", "The agent's effective restart budget per budget_window "
+                            "(remediation.budget, after its per-agent override); AgentFlapping compares against it.",
+                            ["agent", "node"], registry=registry)
         registry.register(CircuitCollector(config, state_of))
         for a in config.agents:
             node = config.node_of(a)
             self.in_progress.labels(a.name, node)
+            self.budget.labels(a.name, node).set(config.policy_for(a).budget)
             for action in Action:
                 self.duration.labels(a.name, node, action)
                 for outcome in Outcome:

@@ -308,6 +308,13 @@ def test_strategy_error_is_a_failed_attempt_with_its_reason(tmp_path: Path) -> N
     assert r.outcome == "circuit_open" and len(failed) == 3 and "exited 5: boom" in failed[0]["reason"]
 
 
+def test_the_effective_budget_of_each_agent_is_exported_for_the_flapping_rule(tmp_path: Path) -> None:
+    reg = CollectorRegistry()
+    make(tmp_path, World(), FakeClock(), registry=reg, agents={"A": "", "B": "remediation: {budget: 5}"})
+    budgets = {a: reg.get_sample_value("govheal_remediation_budget", {"agent": a, "node": "n1"}) for a in "AB"}
+    assert budgets == {"A": 3, "B": 5}
+
+
 def test_metrics_exist_at_zero_and_count_outcomes(tmp_path: Path) -> None:
     reg = CollectorRegistry()
     world = World(healthy={"A": False})
