@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from govheal.errors import UsageError, path_problem
+from govheal.fsmode import private_dir, private_file, tighten
 
 DB_NAME = "govheal.sqlite3"
 
@@ -26,11 +27,16 @@ def connect(path: Path, *, timeout: float = 10.0,
             factory: type[sqlite3.Connection] = sqlite3.Connection) -> sqlite3.Connection:
     """Open (creating parents) with WAL, a busy timeout and autocommit; use ``with tx(conn)`` to group.
 
+    The state is private: new directories 0700, the database 0600 (SQLite gives its -wal and -shm files
+    the database's mode), and files an older version left readable are tightened.
     A state file that cannot be created or opened is the operator's to fix: :class:`UsageError` naming it.
     ``factory`` is the connection class (``govheal.state`` passes one that reports disk failures).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            tighten(path.with_name(path.name + suffix))
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False,
                                factory=factory)
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from govheal.errors import UsageError, path_problem
+from govheal.fsmode import open_private, private_dir, tighten
 from remediator.api import Event
 
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -28,8 +29,10 @@ class AuditLog:
         self.backups = backups
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._lockfile = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held for life
+            private_dir(path.parent)  # the log holds diagnostics and log tails: 0700 / 0600 when we create it
+            self._lockfile = open_private(path.with_name(path.name + ".lock"))
+            for old in [path, *path.parent.glob(path.name + ".*")]:  # left readable by an older version
+                tighten(old)
         except OSError as exc:
             raise UsageError(f"telemetry_log: cannot create {path}: {path_problem(path, exc)}; set telemetry_log in "
                              "the config to a file in a directory this user can write") from None
@@ -43,7 +46,7 @@ class AuditLog:
         if self._f is None or current != os.fstat(self._f.fileno()).st_ino:
             if self._f is not None:
                 self._f.close()
-            self._f = open(self.path, "ab")  # noqa: SIM115
+            self._f = open_private(self.path)
 
     def _rotate(self) -> None:
         assert self._f is not None
@@ -53,8 +56,8 @@ class AuditLog:
             src = self.path.with_name(f"{self.path.name}.{i}")
             if src.exists():
                 os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._f = open(self.path, "ab")  # noqa: SIM115
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))  # a rename keeps its 0600
+        self._f = open_private(self.path)
 
     def write(self, event: Event) -> None:
         line = (json.dumps(event.to_dict(), sort_keys=True, default=str) + "\n").encode()

@@ -20,6 +20,7 @@ BASE = {
     "govheal.config",
     "govheal.endpoints",
     "govheal.errors",
+    "govheal.fsmode",
     "govheal.matchers",
     "govheal.names",
     "govheal.net",
