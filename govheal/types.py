@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -80,6 +81,22 @@ def parse_http_url(value: Any) -> str:
 
 
 HttpUrl = Annotated[str, BeforeValidator(parse_http_url)]
+
+
+def https_or_loopback(url: str) -> bool:
+    """https://, or http:// to a loopback address (a local fake or proxy): where a token in the URL is safe."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def display_url(url: str) -> str:

@@ -331,3 +331,55 @@ def test_failover_and_supervisor_commands_get_the_allowlist_too(tmp_path: Path,
         assert not set(OPERATOR_SECRETS) & set(env), name
         assert "PATH" in env
     assert json.loads((tmp_path / "sv.json").read_text())["XDG_RUNTIME_DIR"] == "/r"
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://discord.com/api/webhooks/1/tok", True),
+    ("http://127.0.0.1:8123/api/webhooks/1/tok", True),  # the local fake
+    ("http://localhost:8123/api/webhooks/1/tok", True),
+    ("http://[::1]:8123/api/webhooks/1/tok", True),
+    ("http://discord.com/api/webhooks/1/tok", False),  # the token would travel in clear
+    ("http://10.0.0.5/api/webhooks/1/tok", False),
+    ("ftp://discord.com/api/webhooks/1/tok", False),
+])
+def test_a_discord_webhook_url_must_be_https_unless_it_is_loopback(tmp_path: Path, url: str, ok: bool) -> None:
+    from govheal.errors import UsageError
+    from govheal.seams import parse_config
+    from webhook_receiver.bridge.secrets import Secrets
+
+    path = tmp_path / "govheal.yaml"
+    path.write_text("notifications:\n  channels:\n    ops: {type: discord}\n"
+                    "agents:\n  - name: A\n    health: {url: 'http://127.0.0.1:9/health'}\n")
+    cfg = parse_config(path.read_text(), path)
+    if ok:
+        assert Secrets.load(cfg, env={"GOVHEAL_DISCORD_WEBHOOK_URL": url}).channel("ops").webhook_url == url
+        return
+    with pytest.raises(UsageError) as info:
+        Secrets.load(cfg, env={"GOVHEAL_DISCORD_WEBHOOK_URL": url})
+    text = str(info.value)
+    assert "notifications.channels.ops: the Discord webhook URL must be https://" in text
+    assert "only a loopback address may use http://" in text and "tok" not in text, text
+
+
+def test_a_telegram_api_url_must_be_https_unless_it_is_loopback(tmp_path: Path) -> None:
+    from govheal.config import ConfigError
+    from govheal.errors import UsageError
+    from govheal.seams import parse_config
+    from webhook_receiver.bridge.secrets import Secrets
+
+    def config(api: str):
+        path = tmp_path / "govheal.yaml"
+        path.write_text("notifications:\n  channels:\n"
+                        f"    tg: {{type: telegram, chat_id: '1', api_url: '{api}'}}\n"
+                        "agents:\n  - name: A\n    health: {url: 'http://127.0.0.1:9/health'}\n")
+        return parse_config(path.read_text(), path)
+
+    assert config("http://127.0.0.1:8081").notifications.channels["tg"].api_url == "http://127.0.0.1:8081"
+    with pytest.raises(ConfigError, match=r":3: notifications\.channels\.tg\.api_url: 'http://api\.example' must be "
+                                          r"https:// \(the bot token is part of every request URL\); only a "
+                                          r"loopback address may use http://"):
+        config("http://api.example")
+    cfg = config("https://api.telegram.org")
+    with pytest.raises(UsageError, match=r"GOVHEAL_TELEGRAM_API_URL .* must be https://"):
+        Secrets.load(cfg, env={"GOVHEAL_TELEGRAM_BOT_TOKEN": BAD_BOT_TOKEN,
+                               "GOVHEAL_TELEGRAM_API_URL": "http://api.example"})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from govheal.config import ChannelSpec, Config
 from govheal.errors import UsageError
+from govheal.types import https_or_loopback
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 REDACTED = "<redacted>"
@@ -96,8 +97,9 @@ def _load_channel(config: Config, name: str, spec: ChannelSpec, env: Mapping[str
                else env.get("GOVHEAL_DISCORD_WEBHOOK_URL", "").strip())
         if not url:
             raise _need(name, "Discord webhook URL", "webhook_url_file", "GOVHEAL_DISCORD_WEBHOOK_URL")
-        if not url.startswith(("https://", "http://")):
-            raise UsageError(f"notifications.channels.{name}: the Discord webhook URL must start with https://")
+        if not https_or_loopback(url):  # the token is in the URL: never in clear over the network
+            raise UsageError(f"notifications.channels.{name}: the Discord webhook URL must be https:// (copy it "
+                             "again from the channel's Integrations); only a loopback address may use http://")
         return ChannelSecrets(webhook_url=url)
     token = (_read(config, name, "bot_token_file", spec.bot_token_file) if spec.bot_token_file
              else env.get("GOVHEAL_TELEGRAM_BOT_TOKEN", "").strip())
@@ -108,4 +110,7 @@ def _load_channel(config: Config, name: str, spec: ChannelSpec, env: Mapping[str
     if not chat:
         raise _need(name, "Telegram chat id", "chat_id or chat_id_file", "GOVHEAL_TELEGRAM_CHAT_ID")
     api = env.get("GOVHEAL_TELEGRAM_API_URL", "").strip() or (str(spec.api_url) if spec.api_url else TELEGRAM_API_URL)
+    if not https_or_loopback(api):  # api_url in the config is validated there; this is the variable
+        raise UsageError(f"notifications.channels.{name}: GOVHEAL_TELEGRAM_API_URL {api!r} must be https:// (the "
+                         "bot token is part of every request URL); only a loopback address may use http://")
     return ChannelSecrets(bot_token=token, chat_id=str(chat), api_url=api.rstrip("/"))

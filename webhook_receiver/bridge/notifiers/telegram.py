@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
+from pydantic import field_validator
+
 from govheal.config import ChannelSpec
-from govheal.types import HttpUrl
+from govheal.types import HttpUrl, https_or_loopback
 
 from .. import render
 from ..model import Notice
@@ -29,6 +31,14 @@ class Spec(ChannelSpec):
     chat_id: str | None = None
     chat_id_file: str | None = None
     api_url: HttpUrl | None = None
+
+    @field_validator("api_url")
+    @classmethod
+    def _token_never_in_clear(cls, v: str | None) -> str | None:
+        if v is not None and not https_or_loopback(v):
+            raise ValueError(f"{v!r} must be https:// (the bot token is part of every request URL); only a "
+                             "loopback address may use http://")
+        return v
 
 
 class TelegramNotifier(Notifier):
