@@ -158,7 +158,7 @@ def test_the_real_remediator_resumes_an_incident_whose_writes_failed_once_space_
     with demo_fleet(tmp_path, ["A"]) as (a,):
         cfg = tmp_path / "govheal.yaml"
         cfg.write_text(demo_config_text([a]))
-        from govheal.config import parse_config
+        from govheal.seams import parse_config
 
         config = parse_config(cfg.read_text(), cfg)
         bridge = FakeBridge()
