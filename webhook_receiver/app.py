@@ -21,9 +21,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from govheal.config import Config
+from govheal.slots import SLOTS, ReportCollector, SlotStore
 from govheal.state import State, log_failure
 from govheal.types import format_duration
 from webhook_receiver.auth import bearer_ok, load_token
+from webhook_receiver.canary import CANARY, Canary
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.dispatch import Dispatcher
 from webhook_receiver.inbox import Inbox, NewAlert
@@ -283,7 +285,11 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
 
         bridge = Bridge(config, state=state, registry=registry, clock=clock)
     send_direct = getattr(bridge, "send_direct", bridge.notify)
-    dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock)
+    canary = Canary(state.connection(CANARY), send_direct, sink=config.state_path / "canary-sink.jsonl",
+                    clock=clock)
+    dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock,
+                            canary=canary)
+    registry.register(ReportCollector(SlotStore(state.connection(SLOTS), clock=clock)))  # govheal_daily_report_*
     deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
     watch = AlertmanagerWatch(config, inbox, send_direct, alertmanager_probe or alertmanager_health(config),
                               clock=clock)

@@ -15,6 +15,8 @@ from remediator.api import ACTIONS
 from webhook_receiver.models import Alert
 
 NO_REMEDIATION = ("", "none")
+# The daily ops cycle's test alert (govheal/report/canary.py, webhook_receiver/canary.py): never acted on.
+CANARY_LABEL = "govheal_canary"
 
 
 class AlertOutcome(StrEnum):
@@ -24,6 +26,7 @@ class AlertOutcome(StrEnum):
     IGNORED_OTHER_NODE = "ignored_other_node"
     IGNORED_UNKNOWN_AGENT = "ignored_unknown_agent"
     IGNORED_UNKNOWN_REMEDIATION = "ignored_unknown_remediation"
+    CANARY = "canary"  # the daily ops cycle's test alert: recorded, told as a TEST, never remediated
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ def route(config: Config, alert: Alert) -> Routing:
     def decided(outcome: AlertOutcome, action: str | None = None) -> Routing:
         return Routing(outcome, agent=name, node=node, action=action)
 
+    if labels.get(CANARY_LABEL) == "true":
+        return decided(AlertOutcome.CANARY)  # a test, whatever else it says (agent=, remediation=restart)
     if node is not None and (node != config.node or (agent is not None and config.node_of(agent) != config.node)):
         return decided(AlertOutcome.IGNORED_OTHER_NODE)  # told, never acted on: only that node's receiver may
     if name and agent is None:

@@ -257,6 +257,15 @@ class Outbox:
             self.conn.execute("DELETE FROM outbox_dedupe WHERE created < ?", (before,))
 
 
+def deliveries(conn: sqlite3.Connection, key: str) -> list[tuple[str, str, float, float | None, str | None]]:
+    """Read-only, for the canary's trace: ``(channel, state, accepted, done_at, last_error)`` of every item with
+    this notice key, oldest first; empty when the outbox was never created."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox_items'").fetchone() is None:
+        return []
+    return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        "SELECT channel, state, accepted, done_at, last_error FROM outbox_items WHERE key = ? ORDER BY id", (key,))]
+
+
 @dataclass(frozen=True)
 class Plan:
     """The next message: new (``ref`` None) or an edit of ``ref``, already rendered."""
