@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "restart": "remediator.cli",
     "receiver": "webhook_receiver.cli",
     "demo-agent": "govheal.demo_agent",
+    "report": "govheal.commands.report",
 }
 
 

@@ -72,6 +72,14 @@ def test_watchdog_has_its_own_route():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("labels", [["severity=info", "remediation=none"],
+                                    ["severity=critical", "remediation=restart", "agent=GG"]])
+def test_the_canary_has_its_own_route_whatever_else_it_carries(labels):
+    result = amtool("config", "routes", "test", f"--config.file={AM_FILE}", "--verify.receivers=govheal-canary",
+                    "alertname=GovhealCanary", "govheal_canary=true", "canary_id=x", *labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_route_test_fails_for_a_wrong_receiver():
     """The route checks above can fail."""
     result = amtool("config", "routes", "test", f"--config.file={AM_FILE}", "--verify.receivers=govheal-info",
