@@ -363,6 +363,15 @@ class Prometheus:
         except (KeyError, TypeError, ValueError) as exc:
             raise self.server.shape("GET /api/v1/query_range", exc) from None
 
+    def rule_group_intervals(self) -> dict[str, float]:
+        """Loaded recording-rule groups → their evaluation interval in seconds (the daily report's known step:
+        one sample of a step series per evaluation)."""
+        data = self._data("/api/v1/rules", {"type": "record"}, "")
+        try:
+            return {g["name"]: float(g["interval"]) for g in data["groups"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self.server.shape("GET /api/v1/rules", exc) from None
+
     def active_alertmanagers(self) -> list[str]:
         """The Alertmanager API URLs Prometheus sends alerts to now (empty until it has discovered them)."""
         data = self._data("/api/v1/alertmanagers", {}, "")

@@ -123,6 +123,15 @@ def test_credentials_in_a_url_never_reach_a_message(session):
 
 
 @responses.activate
+def test_rule_group_intervals_are_read_from_the_rules_api(session):
+    responses.get(f"{PROM}/api/v1/rules", json={"status": "success", "data": {"groups": [
+        {"name": "govheal-report", "file": "r.yml", "interval": 1, "rules": []},
+        {"name": "govheal-recording", "file": "r.yml", "interval": 60, "rules": []}]}})
+    assert Prometheus(PROM, session).rule_group_intervals() == {"govheal-report": 1.0, "govheal-recording": 60.0}
+    assert responses.calls[0].request.params == {"type": "record"}
+
+
+@responses.activate
 def test_active_alertmanagers_and_health(session):
     responses.get(f"{PROM}/api/v1/alertmanagers", json={"status": "success", "data": {
         "activeAlertmanagers": [{"url": f"{AM}/api/v2/alerts"}], "droppedAlertmanagers": []}})

@@ -27,6 +27,7 @@ BASE = {
     "govheal.probe",
     "govheal.procs",
     "govheal.resources",
+    "govheal.slots",
     "govheal.state",
     "govheal.store",
     "govheal.supervise",
@@ -48,7 +49,7 @@ TOP = {
     "govheal.seams",  # the composition root: hands the registries of the components to the base config
     "govheal.stack",
 }
-TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.testing")
+TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.report", "govheal.testing")
 PACKAGES = ("govheal", *MIDDLE, "bench")
 
 

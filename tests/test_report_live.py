@@ -22,17 +22,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import requests
 
 from govheal import chain
+from govheal.client import Alertmanager, Prometheus, ServerError, new_session
 from govheal.config import load_config
+from govheal.report.fetch import vector
 from govheal.report.run import DailyRun, Options
-from govheal.report.sources import Prometheus
-from govheal.stack import prometheus_ready
 from govheal.store import db_path
+from govheal.testing.fake_discord import FakeDiscord
+from govheal.testing.support import DemoAgent, free_port, http_get, is_running, wait_until
 from tests.conftest import require_binary
-from tests.fakes.fake_discord import FakeDiscord
-from tests.support import DemoAgent, free_port, http_get, is_running, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -100,18 +99,26 @@ class Stack:
         am_file.write_text(chain.render_alertmanager(f"http://{self.receiver}", self.token))
         self.spawn("alertmanager", chain.alertmanager_argv(require_binary("prometheus-alertmanager", "alertmanager"),
                                                            am_file, self.tmp / "am-data", self.am))
-        endpoints = chain.Endpoints(exporter=self.exporter, alertmanager=self.am, prometheus=self.prom,
+        endpoints = chain.Endpoints(exporter=self.exporter, alertmanagers=(self.am,), prometheus=self.prom,
                                     receiver=self.receiver)
         (self.tmp / "prometheus.yml").write_text(chain.render_prometheus(endpoints, "report-node"))
-        for url in (f"http://{self.exporter}/healthz", f"http://{self.receiver}/readyz", f"http://{self.am}/-/ready"):
+        for url in (f"http://{self.exporter}/healthz", f"http://{self.receiver}/readyz"):
             wait_until(lambda url=url: http_get(url, 1)[0] == 200, 30, what=url)
+        wait_until(Alertmanager(f"http://{self.am}", new_session()).ready, 30, what="Alertmanager ready")
         self.start_prometheus()
         return self
 
     def start_prometheus(self) -> None:
         self.spawn("prometheus", chain.prometheus_argv(require_binary("prometheus"), self.tmp / "prometheus.yml",
                                                        self.tmp / "prom-data", self.prom))
-        wait_until(lambda: prometheus_ready(f"http://{self.prom}"), 60, what="Prometheus ready")
+        prom = Prometheus(f"http://{self.prom}", new_session())
+
+        def ready() -> bool:
+            try:
+                return prom.ready() and bool(prom.active_alertmanagers())
+            except ServerError:
+                return False
+        wait_until(ready, 60, what="Prometheus ready")
 
     def stop_prometheus(self) -> None:
         p = self.procs.pop("prometheus")
@@ -153,8 +160,8 @@ def live(tmp_path_factory):
             b.start()
             a.wait_healthy()
             stack.start()
-            prom = Prometheus(f"http://{stack.prom}")
-            wait_until(lambda: prom.query('agent:govheal_agent_healthy:step{agent="B"}', time.time()), 20,
+            prom = Prometheus(f"http://{stack.prom}", new_session())
+            wait_until(lambda: prom.query('agent:govheal_agent_healthy:step{agent="B"}'), 20,
                        what="the first step samples")
             yield SimpleNamespace(tmp=tmp, cfg=cfg, a=a, b=b, stack=stack, discord=discord, prom=prom,
                                   config=load_config(cfg))
@@ -289,7 +296,7 @@ def test_stopping_prometheus_shows_reduced_coverage_not_better_availability(live
     assert data["coverage"]["share"] <= 1 - (gap - 1.5) / window, (data["coverage"], gap, window)
     b = agent(data, "B")
     ours = b["healthy"] / window
-    naive = live.prom.query(f'avg_over_time(govheal_agent_healthy{{agent="B"}}[{round(window)}s])', time.time())
+    naive = vector(live.prom, f'avg_over_time(govheal_agent_healthy{{agent="B"}}[{round(window)}s])', time.time())
     assert ours <= data["coverage"]["share"] + 0.02
     assert naive and naive[0][1] > ours + 0.1, (naive, ours)  # avg_over_time(...) would have called it healthy
     assert not data["criteria"]["report_verified"]["passed"]
@@ -309,5 +316,3 @@ def test_two_runs_racing_for_one_slot_write_one_report(live, first) -> None:
     losers = [o for o, c in zip(outs, codes, strict=True) if "not produced again" in o[1]]
     assert len(losers) == 1, (codes, outs)
     assert "is producing it now" in losers[0][1]
-    session = requests.Session()
-    assert session  # the Discord fake is untouched by --no-send: checked by the digest test's count

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import requests
 
+from govheal.client import Alertmanager, PostableAlert, ServerError, new_session
 from govheal.config import Config
 from govheal.report.model import Canary, CanaryDelivery, CanaryTarget
-from govheal.report.sources import Alertmanager, SourceError
 from govheal.types import display_url
 from webhook_receiver import canary as receiver_canary
 
@@ -25,21 +25,16 @@ DELIVERED = ("sent", "merged")
 LOCAL_SINK = "local sink"
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def canary_alert(canary_id: str, target: int, node: str, starts: float, ends: float) -> dict:
-    return {
-        "labels": {"alertname": receiver_canary.ALERTNAME, receiver_canary.LABEL: "true", "canary_id": canary_id,
-                   "canary_target": str(target), "node": node, "severity": "info", "remediation": "none"},
-        "annotations": {
+def canary_alert(canary_id: str, target: int, node: str, starts: float, ends: float) -> PostableAlert:
+    return PostableAlert(
+        labels={"alertname": receiver_canary.ALERTNAME, receiver_canary.LABEL: "true", "canary_id": canary_id,
+                "canary_target": str(target), "node": node, "severity": "info", "remediation": "none"},
+        annotations={
             "summary": f"TEST: govheal canary {canary_id} (not an incident; resolves at once)",
             "description": "Posted by the daily ops cycle (govheal report daily) to prove that an alert reaches "
                            "the receiver and the channels. Never remediated; ignore it.",
             "runbook_url": "docs/runbooks.md#govhealcanary"},
-        "startsAt": rfc3339(starts), "endsAt": rfc3339(ends), "generatorURL": "",
-    }
+        starts_at=datetime.fromtimestamp(starts, UTC), ends_at=datetime.fromtimestamp(ends, UTC))
 
 
 def run(config: Config, am_urls: Sequence[str], conn: sqlite3.Connection, canary_id: str, *,
@@ -50,7 +45,7 @@ def run(config: Config, am_urls: Sequence[str], conn: sqlite3.Connection, canary
     if not am_urls:
         return Canary(canary_id, deadline, (), None, (),
                       error="no Alertmanager to post to: set alertmanager.urls in the config (or --alertmanager)")
-    http = session or requests.Session()
+    http = session or new_session()
     channels = [n for n, s in config.notifications.channels.items() if s.enabled]
     node = config.node
     starts = clock()
@@ -64,7 +59,7 @@ def run(config: Config, am_urls: Sequence[str], conn: sqlite3.Connection, canary
         try:
             am.post_alerts([canary_alert(canary_id, i, node, starts, ends)])
             entry["accepted"] = clock()
-        except SourceError as exc:
+        except ServerError as exc:
             entry["error"] = str(exc)
         targets[i] = entry
 
@@ -72,7 +67,7 @@ def run(config: Config, am_urls: Sequence[str], conn: sqlite3.Connection, canary
         now = clock()
         try:
             Alertmanager(targets[i]["url"], http).post_alerts([canary_alert(canary_id, i, node, starts, now)])
-        except SourceError as exc:
+        except ServerError as exc:
             targets[i]["error"] = targets[i]["error"] or f"resolve: {exc}"
         targets[i]["resolved"] = now
 

@@ -9,14 +9,14 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import requests
 
+from govheal.client import Prometheus, ServerError
 from govheal.config import Config
 from govheal.report.model import AgentHealth, AgentStats, ChannelStats, Incident, Remediation, Switch, UiProbe, Window
-from govheal.report.sources import Prometheus, SourceError
 
 REPORT_GROUP = "govheal-report"  # prometheus/rules/recording.yml: the step series
 UI_SAMPLES = 20
@@ -66,16 +66,24 @@ def _rng(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds))}s"
 
 
-def _key(labels: dict[str, str]) -> tuple[str, str]:
+def _key(labels: Mapping[str, str]) -> tuple[str, str]:
     return labels.get("agent", ""), labels.get("node", "")
+
+
+Row = tuple[Mapping[str, str], float]
+
+
+def vector(prom: Prometheus, expr: str, at: float) -> list[Row]:
+    """An instant query as (labels, value) pairs; NaN (0/0, no data) dropped."""
+    return [(s.labels, s.value) for s in prom.query(expr, at) if not math.isnan(s.value)]
 
 
 def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float) -> PromStats:
     window = Window(start, end, None)
     stats = PromStats(window)
     try:
-        step = prom.rule_group_interval(REPORT_GROUP)
-    except SourceError as exc:
+        step = prom.rule_group_intervals().get(REPORT_GROUP)
+    except ServerError as exc:
         stats.problems.append(str(exc))
         return stats
     if step is None:
@@ -87,8 +95,8 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
     node = config.node
     wanted = {(a.name, config.node_of(a)) for a in config.agents}
 
-    def q(expr: str) -> list[tuple[dict[str, str], float]]:
-        return prom.query(expr, end)
+    def q(expr: str) -> list[Row]:
+        return vector(prom, expr, end)
 
     try:
         observed = {_key(lab): v for lab, v in q(f"count_over_time(agent:govheal_agent_healthy:step[{w}])")}
@@ -110,7 +118,7 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
         outcomes = {lab.get("outcome", ""): v for lab, v in q(
             f'sum by (outcome) (increase(govheal_remediations_total{{node="{node}",'
             f'outcome=~"healed|failed|failover_failed"}}[{w}]))')}
-    except SourceError as exc:
+    except ServerError as exc:
         stats.problems.append(str(exc))
         return stats
     stats.node_seen = seen[0][1] * step if seen else 0.0
@@ -124,22 +132,23 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
         stats.remediation = _remediation(prom, node, w, end, outcomes)
         stats.channels = _channels(prom, node, w, end)
         stats.incidents = _incidents(prom, window, wanted)
-    except SourceError as exc:
+    except ServerError as exc:
         stats.problems.append(str(exc))
     return stats
 
 
-def _one(rows: list[tuple[dict[str, str], float]]) -> float | None:
+def _one(rows: list[Row]) -> float | None:
     vals = [v for _, v in rows if not math.isinf(v)]
     return vals[0] if vals else None
 
 
 def _remediation(prom: Prometheus, node: str, w: str, end: float, outcomes: dict[str, float]) -> Remediation:
     sel = f'{{node="{node}"}}'
-    mean = _one(prom.query(f"sum(increase(govheal_remediation_duration_seconds_sum{sel}[{w}])) / "
-                           f"(sum(increase(govheal_remediation_duration_seconds_count{sel}[{w}])) > 0)", end))
-    quant = {q: _one(prom.query(f"histogram_quantile({q}, sum by (le) (increase("
-                                f"govheal_remediation_duration_seconds_bucket{sel}[{w}])))", end)) for q in (0.5, 0.99)}
+    mean = _one(vector(prom, f"sum(increase(govheal_remediation_duration_seconds_sum{sel}[{w}])) / "
+                             f"(sum(increase(govheal_remediation_duration_seconds_count{sel}[{w}])) > 0)", end))
+    quant = {q: _one(vector(prom, f"histogram_quantile({q}, sum by (le) (increase("
+                                  f"govheal_remediation_duration_seconds_bucket{sel}[{w}])))", end))
+             for q in (0.5, 0.99)}
     return Remediation(healed=round(outcomes.get("healed", 0.0)), failed=round(outcomes.get("failed", 0.0)),
                        failover_failed=round(outcomes.get("failover_failed", 0.0)), ttr_mean=mean,
                        ttr_p50=quant[0.5], ttr_p99=quant[0.99])
@@ -148,12 +157,13 @@ def _remediation(prom: Prometheus, node: str, w: str, end: float, outcomes: dict
 def _channels(prom: Prometheus, node: str, w: str, end: float) -> tuple[ChannelStats, ...]:
     sel = f'node="{node}"'
     counts: dict[str, dict[str, float]] = {}
-    for lab, v in prom.query(f"sum by (channel, outcome) (increase(govheal_notifications_total{{{sel}}}[{w}]))", end):
+    for lab, v in vector(prom, f"sum by (channel, outcome) (increase(govheal_notifications_total{{{sel}}}[{w}]))",
+                         end):
         counts.setdefault(lab.get("channel", ""), {})[lab.get("outcome", "")] = v
     quant: dict[float, dict[str, float]] = {}
     for q in (0.95, 0.99):
-        rows = prom.query(f"histogram_quantile({q}, sum by (channel, le) (increase("
-                          f"govheal_notification_delivery_seconds_bucket{{{sel}}}[{w}])))", end)
+        rows = vector(prom, f"histogram_quantile({q}, sum by (channel, le) (increase("
+                            f"govheal_notification_delivery_seconds_bucket{{{sel}}}[{w}])))", end)
         quant[q] = {lab.get("channel", ""): v for lab, v in rows if not math.isinf(v)}
     return tuple(ChannelStats(ch, round(c.get("sent", 0)), round(c.get("failed", 0)),
                               round(c.get("dropped_permanent", 0)), quant[0.95].get(ch), quant[0.99].get(ch))
@@ -164,10 +174,10 @@ def _incidents(prom: Prometheus, window: Window, wanted: set[tuple[str, str]]) -
     """Unplanned downtime intervals from the step series; a gap (nothing recorded) ends an interval."""
     assert window.step is not None
     res = max(window.step, math.ceil(window.seconds / MAX_POINTS))
-    rows = prom.query_range(f"min_over_time(agent:govheal_agent_healthy:step[{_rng(res)}])",
-                            window.start + res, window.end, res)
+    series = prom.query_range(f"min_over_time(agent:govheal_agent_healthy:step[{_rng(res)}])",
+                              window.start + res, window.end, res)
     out: list[Incident] = []
-    for labels, values in rows:
+    for labels, values in ((s.labels, s.points) for s in series):
         if _key(labels) not in wanted:
             continue
         agent = labels.get("agent", "")
@@ -247,20 +257,14 @@ def ui_url(config: Config) -> str:
 
 
 def switches(conn: sqlite3.Connection, now: float) -> tuple[tuple[Switch, ...], str]:
-    """Active governance switches. Adapter: reads the remediator's ``rem_switches`` until the base switch model
-    (govheal/switches.py, with mute and maintenance) lands; the note says which source was read."""
+    """Governance switches in effect at ``now`` (govheal/switches.py), each with its expiry."""
+    from govheal.switches import SwitchStore
+
     try:
-        rows = conn.execute("SELECT agent, paused, disabled, owner, reason, expires_at FROM rem_switches").fetchall()
-    except sqlite3.Error:
-        return (), "no switch state yet"
-    out = []
-    for agent, paused, disabled, owner, reason, expires in rows:
-        if expires is not None and expires <= now:
-            continue
-        for kind, on in (("pause", paused), ("disable", disabled)):
-            if on:
-                out.append(Switch(agent, kind, owner, reason, expires))
-    return tuple(out), "pause/disable from the remediator's table (mute and maintenance come with governance)"
+        found = SwitchStore(conn).in_effect(at=now)
+    except sqlite3.Error as exc:
+        return (), f"switches could not be read: {exc}"
+    return tuple(Switch(s.agent, str(s.kind), s.owner, s.reason, s.expiry) for s in found), ""
 
 
 def state_conn(config: Config) -> sqlite3.Connection:

@@ -16,14 +16,14 @@ from typing import TextIO
 
 import requests
 
-from govheal import __version__
+from govheal import __version__, endpoints
+from govheal.client import Prometheus, new_session
 from govheal.config import Config
 from govheal.report import canary as canary_mod
 from govheal.report import digest, fetch, output, schedule, steps
 from govheal.report.judge import judge, secs
 from govheal.report.model import Bounds, Canary, RunInfo, Snapshot, Verdict, Window
 from govheal.report.render import render_json, render_text
-from govheal.report.sources import Prometheus
 from govheal.slots import SlotStore
 from govheal.store import connect, db_path
 
@@ -52,7 +52,7 @@ class Sources:
     ui: Callable[[Config], object] | None = None
     steps: Callable[[Config], tuple] = steps.run_all
     is_mount: Callable = os.path.ismount
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=new_session)
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,12 @@ class Outcome:
 
 
 def prometheus_url(config: Config, opts: Options) -> str:
-    """--prometheus, else ``prometheus.url`` of the config (the architecture step's section)."""
-    if opts.prometheus:
-        return opts.prometheus
-    section = getattr(config, "prometheus", None)
-    return str(getattr(section, "url", "") or "")
+    """--prometheus, else ``prometheus.url`` of the config, else what a running ``govheal up`` recorded."""
+    return opts.prometheus or endpoints.resolve(config).prometheus or ""
 
 
 def alertmanager_urls(config: Config, opts: Options) -> list[str]:
-    if opts.alertmanagers:
-        return list(opts.alertmanagers)
-    section = getattr(config, "alertmanager", None)
-    return [str(u) for u in (getattr(section, "urls", None) or [])]
+    return list(opts.alertmanagers) or list(endpoints.resolve(config).alertmanagers)
 
 
 class DailyRun:
@@ -186,6 +180,7 @@ class DailyRun:
             canary = src.canary(cfg, ams, cid) if src.canary is not None else \
                 canary_mod.run(cfg, ams, self.conn, cid, session=src.session)  # real time: the receiver's
         ui = src.ui(cfg) if src.ui is not None else fetch.ui_probe(fetch.ui_url(cfg), fetch.ui_token(cfg))
+        # the canary and the UI probe ran in real time; the window's end is the planned one
         switches, note = fetch.switches(self.conn, plan.window_end)
         ran = src.steps(cfg)
         return Snapshot(run=run, window=stats.window, bounds=bounds, destination=t.destination(),
