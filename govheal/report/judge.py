@@ -24,6 +24,8 @@ def pct(x: float) -> str:
 
 
 def secs(x: float) -> str:
+    if x == 0:
+        return "0 s"
     if x < 1:
         return f"{x * 1000:.0f} ms"
     if x < 120:

@@ -40,6 +40,7 @@ class Options:
     send: bool = True
     prometheus: str | None = None
     alertmanagers: Sequence[str] = ()
+    digest_wait: float = DIGEST_WAIT  # how long to wait for the receiver to deliver the digest
 
 
 @dataclass
@@ -197,7 +198,7 @@ class DailyRun:
             self.say("govheal report: digest: no channel wants it (none configured, or min_severity above it)")
             return {}
         self.say(f"govheal report: digest ({n.severity.upper()}) queued for {', '.join(channels)}")
-        states = digest.wait_delivered(self.conn, n.key, channels, DIGEST_WAIT)
+        states = digest.wait_delivered(self.conn, n.key, channels, self.opts.digest_wait)
         late = [ch for ch, st in states.items() if st not in ("sent", "merged")]
         if late:
             self.say(f"govheal report: digest not delivered yet to {', '.join(late)} (is the receiver running? it "

@@ -34,13 +34,14 @@ def run_step(config: Config, step: ReportStep, clock: Callable[[], float] = time
     def result(code: int | None, error: str = "", output: str = "") -> StepResult:
         return StepResult(step.name, tuple(step.argv), shown_cwd, step.timeout, code, clock() - t0, error, tail(output))
 
+    if cwd is not None and not cwd.is_dir():
+        what = "is not a directory" if cwd.exists() else "does not exist"
+        return result(None, f"working directory {cwd} {what} (reports.steps[{step.name}].cwd)")
     try:
         proc = subprocess.Popen(step.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     except FileNotFoundError:
         return result(None, f"{step.argv[0]}: not found (reports.steps[{step.name}].argv; use an absolute path)")
-    except NotADirectoryError:
-        return result(None, f"working directory {shown_cwd} is not a directory (reports.steps[{step.name}].cwd)")
     except PermissionError as exc:
         return result(None, f"cannot run {step.argv[0]} in {shown_cwd}: {exc.strerror}")
     except OSError as exc:
