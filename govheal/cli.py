@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "receiver": "webhook_receiver.cli",
     "demo-agent": "govheal.demo_agent",
     "report": "govheal.commands.report",
+    "launchd": "govheal.commands.launchd",
+    "systemd": "govheal.commands.systemd",
 }
 
 

@@ -49,7 +49,7 @@ TOP = {
     "govheal.seams",  # the composition root: hands the registries of the components to the base config
     "govheal.stack",
 }
-TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.report", "govheal.testing")
+TOP_PACKAGES = ("govheal.commands", "govheal.dashboards", "govheal.deploy", "govheal.report", "govheal.testing")
 PACKAGES = ("govheal", *MIDDLE, "bench")
 
 
