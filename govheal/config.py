@@ -296,6 +296,9 @@ class ReportStep(Strict):
 class CanarySpec(Strict):
     enabled: bool = True
     deadline: Duration = Field(30.0, gt=0, le=600, description="post → every hop seen, per Alertmanager")
+    alertmanagers: list[HttpUrl] = Field(
+        default_factory=list, description="the Alertmanagers that deliver to this node's receiver (default: all "
+                                          "of alertmanager.urls)")
 
 
 class CriteriaSpec(Strict):

@@ -71,7 +71,9 @@ def prometheus_url(config: Config, opts: Options) -> str:
 
 
 def alertmanager_urls(config: Config, opts: Options) -> list[str]:
-    return list(opts.alertmanagers) or list(endpoints.resolve(config).alertmanagers)
+    """The canary's Alertmanagers: --alertmanager, else reports.canary.alertmanagers, else every one known."""
+    return list(opts.alertmanagers) or list(config.reports.canary.alertmanagers) or \
+        list(endpoints.resolve(config).alertmanagers)
 
 
 class DailyRun:
