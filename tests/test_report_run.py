@@ -202,3 +202,13 @@ def test_the_receiver_exports_the_last_success_and_each_criterion_from_the_store
     assert v("govheal_daily_report_criterion_pass", {"criterion": "report_verified"}) == 0
     assert v("govheal_daily_report_criterion_value", {"criterion": "ui_latency"}) == pytest.approx(0.01)
     assert v("govheal_daily_report_lateness_seconds") == 5
+
+
+def test_the_cli_says_what_is_wrong_with_a_date_or_window_and_exits_2(cfg, capsys) -> None:
+    from govheal.cli import main
+
+    assert main(["report", "daily", "--config", str(cfg.source), "--date", "2026-13-01", "--slot", "09"]) == 2
+    assert "--date 2026-13-01: not a calendar date; write YYYY-MM-DD" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "daily", "--config", str(cfg.source), "--window", "soon"])
+    assert exc.value.code == 2 and "'soon' is not a duration" in capsys.readouterr().err

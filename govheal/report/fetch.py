@@ -250,7 +250,14 @@ def ui_token(config: Config) -> str | None:
 
 
 def ui_url(config: Config) -> str:
-    return config.reports.ui_url or f"http://{config.listen.receiver}/ops/governance"
+    """reports.ui_url, else the receiver a running ``govheal up`` recorded, else listen.receiver."""
+    if config.reports.ui_url:
+        return config.reports.ui_url
+    from govheal import endpoints
+
+    stack = endpoints.recorded(config)
+    base = stack.receiver if stack and stack.receiver else f"http://{config.listen.receiver}"
+    return base.rstrip("/") + "/ops/governance"
 
 
 # ---------------------------------------------------------------------------------------------- switches
