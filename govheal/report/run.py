@@ -26,6 +26,7 @@ from govheal.report.model import Bounds, Canary, RunInfo, Snapshot, Verdict, Win
 from govheal.report.render import render_json, render_text
 from govheal.slots import SlotStore
 from govheal.store import connect, db_path
+from govheal.types import display_url
 
 LEASE_MARGIN = 300.0  # on top of the canary deadline and the steps' timeouts
 DIGEST_WAIT = 10.0
@@ -183,11 +184,11 @@ class DailyRun:
             canary = src.canary(cfg, ams, cid) if src.canary is not None else \
                 canary_mod.run(cfg, ams, self.conn, cid, session=src.session)  # real time: the receiver's
         ui = src.ui(cfg) if src.ui is not None else fetch.ui_probe(fetch.ui_url(cfg), fetch.ui_token(cfg))
-        # the canary and the UI probe ran in real time; the window's end is the planned one
         switches, note = fetch.switches(self.conn, plan.window_end)
         ran = src.steps(cfg)
+        shown = display_url(prom_url) if prom_url else ""
         return Snapshot(run=run, window=stats.window, bounds=bounds, destination=t.destination(),
-                        prometheus_url=prom_url, health=health, agents=stats.agents, node_seen=stats.node_seen,
+                        prometheus_url=shown, health=health, agents=stats.agents, node_seen=stats.node_seen,
                         incidents=stats.incidents, remediation=stats.remediation, channels=stats.channels,
                         canary=canary, ui=ui, switches=switches, switches_note=note, steps=ran,  # type: ignore[arg-type]
                         problems=tuple(problems))

@@ -58,9 +58,10 @@ def zone(spec: ReportsSpec) -> tzinfo | None:
 
 
 def zone_name(spec: ReportsSpec) -> str:
+    """The IANA name, or ``local <abbreviation>`` (rendered in this machine's zone, DST included)."""
     if spec.timezone:
         return spec.timezone
-    return datetime.now().astimezone().tzname() or "local"
+    return f"local {datetime.now().astimezone().tzname() or ''}".strip()
 
 
 def label_of(hhmm: str) -> str:
