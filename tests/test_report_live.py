@@ -255,7 +255,8 @@ def test_the_canary_round_trips_through_alertmanager_and_the_receiver_and_is_not
     c = first.data["snapshot"]["canary"]
     assert first.data["canary_passed"], c
     [t] = c["targets"]
-    assert t["posted_at"] <= t["accepted_at"] <= t["received_at"] <= t["resolved_at"]
+    # Alertmanager may deliver the webhook before its answer to the POST reaches us: both follow the post
+    assert t["accepted_at"] is not None and t["posted_at"] <= t["received_at"] <= t["resolved_at"]
     [d] = c["deliveries"]
     assert d["channel"] == "discord" and d["state"] == "sent" and d["done_at"] >= t["received_at"]
     assert any("TEST · govheal canary" in json.dumps(r["body"], ensure_ascii=False) for r in live.discord.received)
@@ -273,6 +274,15 @@ def test_the_report_has_every_section_and_fails_the_broken_step_without_crashing
     assert "FAIL broken-step" in first.text and "exit code 3" in first.text
     assert "step broken-step" in first.data["failures"]
     assert "pending: page not built" in first.text  # no /ops/governance yet: a FAIL with its reason
+
+
+def test_prometheus_has_what_daily_report_missing_reads_from_the_receiver(live, first) -> None:
+    """The receiver exports the slots from the store; Prometheus scrapes them with the node label."""
+    rows = wait_until(lambda: vector(live.prom, 'govheal_daily_report_criterion_pass{criterion="ui_latency"}',
+                                     time.time()), 15, what="the report metrics in Prometheus")
+    assert rows[0][0]["node"] == "report-node" and rows[0][1] == 0
+    last = vector(live.prom, "time() - govheal_daily_report_last_success_timestamp_seconds", time.time())
+    assert last and last[0][1] < 13 * 3600, "no verified report yet: counted from the state's creation"
 
 
 def test_stopping_prometheus_shows_reduced_coverage_not_better_availability(live, first) -> None:
