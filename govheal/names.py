@@ -97,8 +97,13 @@ OUTBOX_OLDEST_AGE = Series("govheal_outbox_oldest_age_seconds", (NODE, CHANNEL),
 CHANNEL_DEGRADED = Series("govheal_channel_degraded", (NODE, CHANNEL), _R)
 
 # -- daily ops cycle (issue 11) ----------------------------------------------------------------------
-DAILY_REPORT_LAST_SUCCESS = Series("govheal_daily_report_last_success_timestamp_seconds", (NODE,), _R,
-                                   pending="the daily ops cycle (issue 11) does not emit it yet")
+# The receiver reads them from the store (govheal/slots.py); all but the first exist once a report ran.
+DAILY_REPORT_LAST_SUCCESS = Series("govheal_daily_report_last_success_timestamp_seconds", (NODE,), _R)
+DAILY_REPORT_LAST_RUN = Series("govheal_daily_report_last_run_timestamp_seconds", (NODE,), _R)
+DAILY_REPORT_VERIFIED = Series("govheal_daily_report_verified", (NODE,), _R)
+DAILY_REPORT_LATENESS = Series("govheal_daily_report_lateness_seconds", (NODE,), _R)
+DAILY_REPORT_CRITERION_PASS = Series("govheal_daily_report_criterion_pass", (NODE, "criterion"), _R)
+DAILY_REPORT_CRITERION_VALUE = Series("govheal_daily_report_criterion_value", (NODE, "criterion"), _R)
 
 # -- Prometheus built-ins ----------------------------------------------------------------------------
 UP = Series("up", (JOB, NODE, "instance"), _P)
@@ -123,6 +128,10 @@ AVAILABILITY_UNLESS_MAINTENANCE_7D = Series("agent:govheal_agent_availability_un
 OK_TIMESTAMP = Series("agent:govheal_agent_ok:timestamp_seconds", _A, _REC)
 OBSERVED_TIMESTAMP = Series("agent:govheal_agent_observed:timestamp_seconds", _A, _REC)
 UNPLANNED_DOWNTIME = Series("agent:govheal_agent_unplanned_downtime:seconds", _A, _REC)
+# prometheus/rules/recording.yml group govheal-report: the daily report's step series (one sample per evaluation)
+REPORT_EXPORTER_UP_STEP = Series("node:govheal_exporter_up:step", (NODE,), _REC)
+REPORT_HEALTHY_STEP = Series("agent:govheal_agent_healthy:step", _A, _REC)
+REPORT_MAINTENANCE_STEP = Series("agent:govheal_agent_maintenance:step", _A, _REC)
 
 ALL: tuple[Series, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Series))
 BY_NAME: dict[str, Series] = {s.name: s for s in ALL}

@@ -43,7 +43,7 @@ agents:
 
 
 def plan(cfg):
-    return services.plan(cfg, grafana="")
+    return services.plan(cfg, grafana=None)
 
 
 # ---------------------------------------------------------------------------------------------- launchd

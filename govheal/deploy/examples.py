@@ -8,11 +8,14 @@ from pathlib import Path
 
 from govheal.config import Config, parse_config
 from govheal.deploy.services import Plan, plan
+from govheal.grafana import Install
 
 HOMES = {"Darwin": "/Users/you", "Linux": "/home/you"}
 BINARIES = {"Darwin": {"prometheus": "/opt/homebrew/bin/prometheus", "alertmanager": "/opt/homebrew/bin/alertmanager"},
             "Linux": {"prometheus": "/usr/bin/prometheus", "alertmanager": "/usr/bin/prometheus-alertmanager"}}
-GRAFANA = {"Darwin": "/opt/homebrew/bin/grafana", "Linux": "/usr/sbin/grafana-server"}
+GRAFANA = {"Darwin": Install(Path("/opt/homebrew/bin/grafana"), Path("/opt/homebrew/opt/grafana/share/grafana")),
+           "Linux": Install(Path("/usr/sbin/grafana-server"), Path("/usr/share/grafana"))}
+SITE = "02luka/.venv/lib/python3.12/site-packages"
 
 CONFIG = """
 node: {node}
@@ -43,4 +46,5 @@ def config(system: str) -> Config:
 def example(system: str) -> Plan:
     home = HOMES[system]
     return plan(config(system), python=f"{home}/02luka/.venv/bin/python", system=system,
-                binaries=BINARIES[system], grafana=GRAFANA[system], token=False)
+                binaries=BINARIES[system], grafana=GRAFANA[system],
+                grafana_bundle=Path(f"{home}/{SITE}/govheal/bundled/grafana"), token=False)

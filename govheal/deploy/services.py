@@ -11,14 +11,14 @@ plist or a unit.
 from __future__ import annotations
 
 import platform
-import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from govheal import chain, tools
+from govheal import chain, resources, tools
+from govheal import grafana as gf
 from govheal.config import Config
 from govheal.errors import UsageError
 
@@ -26,6 +26,7 @@ from govheal.errors import UsageError
 # alertmanager.urls). Not 9090/9093: Debian's own packaged services already hold those.
 DEFAULT_PROMETHEUS = "127.0.0.1:9829"
 DEFAULT_ALERTMANAGER = "127.0.0.1:9828"
+GRAFANA_PORT = 3000  # Grafana's own default; loopback only
 # the conventional install path when a binary is not on this machine's PATH (rendering for another host)
 FALLBACK_BIN = {"Darwin": "/opt/homebrew/bin", "Linux": "/usr/bin"}
 FALLBACK_NAME = {"prometheus": "prometheus", "alertmanager": "alertmanager"}
@@ -80,12 +81,15 @@ def binary(tool: str, system: str, found: Mapping[str, str] | None) -> tuple[str
 
 
 def plan(config: Config, *, python: str | None = None, system: str | None = None,
-         binaries: Mapping[str, str] | None = None, grafana: str | None = None, token: bool = True) -> Plan:
+         binaries: Mapping[str, str] | None = None, grafana: gf.Install | bool | None = True,
+         grafana_bundle: Path | None = None, token: bool = True) -> Plan:
     """Every job of this node for ``config`` (its file must exist: the jobs pass it by absolute path).
 
     ``python``/``binaries``/``system`` default to this install and this machine; an example for another host
-    (the committed launchd/ and systemd/ folders) passes them explicitly. ``token=False`` skips creating the
-    webhook token file (rendering examples).
+    (the committed launchd/ and systemd/ folders) passes them explicitly. ``grafana``: True finds an installed
+    Grafana (govheal/grafana.py, as ``govheal up`` does), an ``Install`` names one, None leaves it out;
+    ``grafana_bundle`` is where the boards and provisioning are (default: this install's bundled grafana/).
+    ``token=False`` skips creating the webhook token file (rendering examples).
     """
     system = system or platform.system()
     if config.source is None:
@@ -156,21 +160,20 @@ def plan(config: Config, *, python: str | None = None, system: str | None = None
                             tuple(chain.alertmanager_argv(am_bin, etc / "alertmanager.yml", base / "alertmanager-data",
                                                           local_am, dep.alertmanager_cluster_listen,
                                                           tuple(dep.alertmanager_peers))), workdir, out, err, env))
-    grafana_bin = grafana if grafana is not None else (shutil.which("grafana") or shutil.which("grafana-server"))
-    if grafana_bin:
-        home = Path(grafana_bin).absolute().parent.parent / "share" / "grafana"  # Homebrew/Debian layout
-        argv = (grafana_bin, "server", "--homepath", str(home)) if Path(grafana_bin).name == "grafana" else \
-            (grafana_bin, "--homepath", str(home))
+    install = gf.find() if grafana is True else (grafana or None)
+    if install is not None:
+        bundle = grafana_bundle or resources.bundled("grafana")
+        g = gf.plan(install, base, prometheus_url=f"http://{prom}", alertmanager_url=f"http://{local_am}",
+                    scrape_interval="1s", receiver_url=f"http://{config.listen.receiver}",
+                    runbook_base_url=config.notifications.runbook_base_url or "", port=GRAFANA_PORT,
+                    provisioning_dir=bundle / "provisioning", dashboards_dir=bundle / "dashboards")
         out, err = log("grafana")
-        genv = {**env, "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_PATHS_DATA": str(base / "grafana-data")}
-        from govheal import resources
-
-        if "grafana" in resources.BUNDLES:  # the boards and datasources, once they ship with the package
-            genv["GF_PATHS_PROVISIONING"] = str(resources.bundled("grafana") / "provisioning")
-        services.append(Service("grafana", f"{prefix}.grafana", f"{unit}-grafana", "Grafana for govheal's boards",
-                                argv, workdir, out, err, genv))
+        services.append(Service("grafana", f"{prefix}.grafana", f"{unit}-grafana",
+                                "Grafana for govheal's boards (provisioned from the bundled grafana/)",
+                                tuple(g.argv), workdir, out, err, {**env, **g.env}))
     else:
-        notes.append("Grafana is not installed here: no Grafana job (brew install grafana, then render again)")
+        notes.append(f"Grafana is not installed here: no Grafana job ({gf.INSTALL_HINTS.get(system, 'install it')}"
+                     ", then render again)")
     out, err = log("daily")
     spec = config.reports
     daily_args = ["report", "daily"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from govheal import names as n
 from govheal.client import Prometheus, ServerError
 from govheal.config import Config
 from govheal.report.model import AgentHealth, AgentStats, ChannelStats, Incident, Remediation, Switch, UiProbe, Window
@@ -99,24 +100,24 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
         return vector(prom, expr, end)
 
     try:
-        observed = {_key(lab): v for lab, v in q(f"count_over_time(agent:govheal_agent_healthy:step[{w}])")}
-        healthy = {_key(lab): v for lab, v in q(f"sum_over_time(agent:govheal_agent_healthy:step[{w}])")}
-        maint = {_key(lab): v for lab, v in q(f"count_over_time(agent:govheal_agent_maintenance:step[{w}])")}
-        seen = q(f'count_over_time(node:govheal_exporter_up:step{{node="{node}"}}[{w}])')
+        observed = {_key(lab): v for lab, v in q(f"count_over_time({n.REPORT_HEALTHY_STEP}[{w}])")}
+        healthy = {_key(lab): v for lab, v in q(f"sum_over_time({n.REPORT_HEALTHY_STEP}[{w}])")}
+        maint = {_key(lab): v for lab, v in q(f"count_over_time({n.REPORT_MAINTENANCE_STEP}[{w}])")}
+        seen = q(f'count_over_time({n.REPORT_EXPORTER_UP_STEP}{{node="{node}"}}[{w}])')
         # A (re)start is a new value of the process start time. changes() misses the one between the last
         # sample before the window and the first inside it: a first value that is itself a start time inside
         # the window is that (re)start (start times only grow).
-        restarts = {_key(lab): v for lab, v in q(f"changes(govheal_agent_start_time_seconds[{w}])")}
-        for lab, first in q(f"min_over_time(govheal_agent_start_time_seconds[{w}])"):
+        restarts = {_key(lab): v for lab, v in q(f"changes({n.AGENT_START_TIME}[{w}])")}
+        for lab, first in q(f"min_over_time({n.AGENT_START_TIME}[{w}])"):
             if first > start:
                 restarts[_key(lab)] = restarts.get(_key(lab), 0.0) + 1
         ours = {_key(lab): v for lab, v in q(
-            f'sum by (agent, node) (increase(govheal_remediations_total{{action="restart",'
+            f'sum by (agent, node) (increase({n.REMEDIATIONS}{{action="restart",'
             f'outcome=~"healed|failed"}}[{w}]))')}
-        circuit = {_key(lab): lab.get("state", "") for lab, _ in q("govheal_circuit_state == 1")}
-        opened = {_key(lab) for lab, v in q(f'max_over_time(govheal_circuit_state{{state="open"}}[{w}])') if v >= 1}
+        circuit = {_key(lab): lab.get("state", "") for lab, _ in q(f"{n.CIRCUIT_STATE} == 1")}
+        opened = {_key(lab) for lab, v in q(f'max_over_time({n.CIRCUIT_STATE}{{state="open"}}[{w}])') if v >= 1}
         outcomes = {lab.get("outcome", ""): v for lab, v in q(
-            f'sum by (outcome) (increase(govheal_remediations_total{{node="{node}",'
+            f'sum by (outcome) (increase({n.REMEDIATIONS}{{node="{node}",'
             f'outcome=~"healed|failed|failover_failed"}}[{w}]))')}
     except ServerError as exc:
         stats.problems.append(str(exc))
@@ -144,10 +145,10 @@ def _one(rows: list[Row]) -> float | None:
 
 def _remediation(prom: Prometheus, node: str, w: str, end: float, outcomes: dict[str, float]) -> Remediation:
     sel = f'{{node="{node}"}}'
-    mean = _one(vector(prom, f"sum(increase(govheal_remediation_duration_seconds_sum{sel}[{w}])) / "
-                             f"(sum(increase(govheal_remediation_duration_seconds_count{sel}[{w}])) > 0)", end))
+    mean = _one(vector(prom, f"sum(increase({n.REMEDIATION_DURATION.sum}{sel}[{w}])) / "
+                             f"(sum(increase({n.REMEDIATION_DURATION.count}{sel}[{w}])) > 0)", end))
     quant = {q: _one(vector(prom, f"histogram_quantile({q}, sum by (le) (increase("
-                                  f"govheal_remediation_duration_seconds_bucket{sel}[{w}])))", end))
+                                  f"{n.REMEDIATION_DURATION.bucket}{sel}[{w}])))", end))
              for q in (0.5, 0.99)}
     return Remediation(healed=round(outcomes.get("healed", 0.0)), failed=round(outcomes.get("failed", 0.0)),
                        failover_failed=round(outcomes.get("failover_failed", 0.0)), ttr_mean=mean,
@@ -157,13 +158,13 @@ def _remediation(prom: Prometheus, node: str, w: str, end: float, outcomes: dict
 def _channels(prom: Prometheus, node: str, w: str, end: float) -> tuple[ChannelStats, ...]:
     sel = f'node="{node}"'
     counts: dict[str, dict[str, float]] = {}
-    for lab, v in vector(prom, f"sum by (channel, outcome) (increase(govheal_notifications_total{{{sel}}}[{w}]))",
+    for lab, v in vector(prom, f"sum by (channel, outcome) (increase({n.NOTIFICATIONS}{{{sel}}}[{w}]))",
                          end):
         counts.setdefault(lab.get("channel", ""), {})[lab.get("outcome", "")] = v
     quant: dict[float, dict[str, float]] = {}
     for q in (0.95, 0.99):
         rows = vector(prom, f"histogram_quantile({q}, sum by (channel, le) (increase("
-                            f"govheal_notification_delivery_seconds_bucket{{{sel}}}[{w}])))", end)
+                            f"{n.DELIVERY.bucket}{{{sel}}}[{w}])))", end)
         quant[q] = {lab.get("channel", ""): v for lab, v in rows if not math.isinf(v)}
     return tuple(ChannelStats(ch, round(c.get("sent", 0)), round(c.get("failed", 0)),
                               round(c.get("dropped_permanent", 0)), quant[0.95].get(ch), quant[0.99].get(ch))
@@ -174,7 +175,7 @@ def _incidents(prom: Prometheus, window: Window, wanted: set[tuple[str, str]]) -
     """Unplanned downtime intervals from the step series; a gap (nothing recorded) ends an interval."""
     assert window.step is not None
     res = max(window.step, math.ceil(window.seconds / MAX_POINTS))
-    series = prom.query_range(f"min_over_time(agent:govheal_agent_healthy:step[{_rng(res)}])",
+    series = prom.query_range(f"min_over_time({n.REPORT_HEALTHY_STEP}[{_rng(res)}])",
                               window.start + res, window.end, res)
     out: list[Incident] = []
     for labels, values in ((s.labels, s.points) for s in series):
@@ -272,10 +273,3 @@ def switches(conn: sqlite3.Connection, now: float) -> tuple[tuple[Switch, ...], 
     except sqlite3.Error as exc:
         return (), f"switches could not be read: {exc}"
     return tuple(Switch(s.agent, str(s.kind), s.owner, s.reason, s.expiry) for s in found), ""
-
-
-def state_conn(config: Config) -> sqlite3.Connection:
-    from govheal.store import connect, db_path
-
-    return connect(db_path(config.state_path))
-

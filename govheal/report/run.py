@@ -24,9 +24,10 @@ from govheal.report import digest, fetch, output, schedule, steps
 from govheal.report.judge import judge, secs
 from govheal.report.model import Bounds, Canary, RunInfo, Snapshot, Verdict, Window
 from govheal.report.render import render_json, render_text
-from govheal.slots import SlotStore
-from govheal.store import connect, db_path
+from govheal.slots import SLOTS, SlotStore
+from govheal.state import State
 from govheal.types import display_url
+from webhook_receiver.bridge.outbox import OUTBOX
 
 LEASE_MARGIN = 300.0  # on top of the canary deadline and the steps' timeouts
 DIGEST_WAIT = 10.0
@@ -85,7 +86,10 @@ class DailyRun:
         self.src = sources or Sources()
         self.clock = clock
         self.out = out or sys.stdout
-        self.conn = connect(db_path(config.state_path))
+        # one state object for the run (govheal/state.py): the slots, and the bridge's outbox for the digest
+        self.state = State.open(config.state_path)
+        self.conn = self.state.connection(SLOTS)
+        self.outbox_conn = self.state.connection(OUTBOX)
         self.store = SlotStore(self.conn, clock=clock)
 
     def say(self, line: str) -> None:
@@ -104,6 +108,12 @@ class DailyRun:
 
     # -- the run
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            self.state.close()
+
+    def _run(self) -> Outcome:
         now = self.clock()
         t = output.target(self.config, self.opts.out, self.src.is_mount)
         for moved in output.flush_pending(t):
@@ -195,13 +205,13 @@ class DailyRun:
 
     def send_digest(self, s: Snapshot, v: Verdict, path: str, run_id: str) -> dict[str, str]:
         n = digest.notice(s, v, path)
-        channels = digest.send(self.config, self.conn, n, dedupe_id=f"report:{s.run.slot_id}:{run_id}",
+        channels = digest.send(self.config, self.outbox_conn, n, dedupe_id=f"report:{s.run.slot_id}:{run_id}",
                                clock=self.clock)
         if not channels:
             self.say("govheal report: digest: no channel wants it (none configured, or min_severity above it)")
             return {}
         self.say(f"govheal report: digest ({n.severity.upper()}) queued for {', '.join(channels)}")
-        states = digest.wait_delivered(self.conn, n.key, channels, self.opts.digest_wait)
+        states = digest.wait_delivered(self.outbox_conn, n.key, channels, self.opts.digest_wait)
         late = [ch for ch, st in states.items() if st not in ("sent", "merged")]
         if late:
             self.say(f"govheal report: digest not delivered yet to {', '.join(late)} (is the receiver running? it "
