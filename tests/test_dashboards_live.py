@@ -6,8 +6,8 @@ crashes one agent and hangs another (SIGSTOP); the receiver's remediator restart
 outcome and delivery panels have data. Then every target's expression, with the board's variables set to
 All (and $__rate_interval to 1m), runs as Grafana would run it (instant or range) and must return a
 finite value: no panel would show "No data". Series whose producer has not landed are listed in
-govheal/names.py (pending, with the reason: today only the daily report of issue 11); their panels must
-be empty, and the test says so. Prometheus is queried through govheal/client.py.
+govheal/names.py (pending, with the reason; none since the daily report of issue 11 landed); their panels
+must be empty, and the test says so. Prometheus is queried through govheal/client.py.
 
 Deliberate difference from `govheal up`: the rule groups' `interval: 1m` is dropped, so the day-long
 recording rules are evaluated every second instead of once a minute (with the shipped cadence the first
@@ -219,10 +219,7 @@ def test_panels_of_pending_series_are_empty_and_say_why(with_data, query):
 
 def test_the_pending_allowlist_is_what_we_expect(with_data):
     pending = {q.id: sorted(pending_series(q)) for q in QUERIES if pending_series(q)}
-    assert pending == {
-        "govheal-governance.json:Daily report verified (< 13 h):A":
-            ["govheal_daily_report_last_success_timestamp_seconds"],
-    }
+    assert pending == {}, "the daily report (issue 11) has landed: nothing a panel reads is pending"
 
 
 def test_every_metric_a_query_names_exists_in_prometheus(with_data):
