@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from govheal.cli import main
-from govheal.config import parse_config
 from govheal.deploy import examples, launchd, services, systemd
 from govheal.errors import GovhealError, UsageError
+from govheal.seams import parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "tok3n-never-inline-0123456789"
@@ -37,7 +37,7 @@ agents:
   - name: GG
     health: {url: "http://127.0.0.1:9/health"}
 """)
-    from govheal.config import load_config
+    from govheal.seams import load_config
 
     return load_config(tmp_path / "govheal.yaml")
 

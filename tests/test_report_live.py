@@ -25,9 +25,9 @@ import pytest
 
 from govheal import chain
 from govheal.client import Alertmanager, Prometheus, ServerError, new_session
-from govheal.config import load_config
 from govheal.report.fetch import vector
 from govheal.report.run import DailyRun, Options
+from govheal.seams import load_config
 from govheal.store import db_path
 from govheal.testing.fake_discord import FakeDiscord
 from govheal.testing.support import DemoAgent, free_port, http_get, is_running, wait_until

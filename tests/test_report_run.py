@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from govheal.config import load_config
 from govheal.report import output
 from govheal.report.fetch import PromStats
 from govheal.report.model import AgentHealth, AgentStats, UiProbe, Window
 from govheal.report.run import DailyRun, Options, Sources
+from govheal.seams import load_config
 from govheal.slots import ReportCollector, SlotStore
 from govheal.store import connect, db_path
 from tests.report_snapshots import canary

@@ -10,8 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from govheal.config import ConfigError, parse_config
+from govheal.config import ConfigError
 from govheal.report.steps import run_step
+from govheal.seams import parse_config
 from govheal.testing.support import wait_until
 
 PY = json.dumps(sys.executable)
@@ -23,7 +24,7 @@ def config(tmp: Path, steps: str):
     return parse_config(text, source=tmp / "govheal.yaml")
 
 
-def test_a_step_runs_in_its_working_dir_with_the_environment_minus_secrets(tmp_path, monkeypatch) -> None:
+def test_a_step_runs_in_its_working_dir_with_the_allowlisted_environment_and_its_own(tmp_path, monkeypatch) -> None:
     (tmp_path / "work").mkdir()
     monkeypatch.setenv("GOVHEAL_WEBHOOK_TOKEN", "s3cret")
     cfg = config(tmp_path, f"    - {{name: sync, argv: [{PY}, -c, 'import os; print(os.getcwd()); "

@@ -18,8 +18,8 @@ def add_common(p: argparse.ArgumentParser, default_prefix: str, what: str) -> No
 
 
 def load(args: argparse.Namespace):
-    from govheal.config import load_config
     from govheal.deploy import services
+    from govheal.seams import load_config
 
     config = load_config(args.config)
     return config, services.plan(config, token=args.action != "uninstall")

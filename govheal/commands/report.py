@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from govheal.config import load_config
     from govheal.report.run import DailyRun, Options
+    from govheal.seams import load_config
 
     config = load_config(args.config)
     opts = Options(date=args.date, slot=args.slot, window=args.window, out=args.out, send=not args.no_send,

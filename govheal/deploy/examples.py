@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from govheal.config import Config, parse_config
+from govheal.config import Config
 from govheal.deploy.services import Plan, plan
 from govheal.grafana import Install
+from govheal.seams import parse_config
 
 HOMES = {"Darwin": "/Users/you", "Linux": "/home/you"}
 BINARIES = {"Darwin": {"prometheus": "/opt/homebrew/bin/prometheus", "alertmanager": "/opt/homebrew/bin/alertmanager"},

@@ -1,6 +1,7 @@
 """The configured extra steps of the daily cycle (``reports.steps``): argv lists with a timeout and a working
-directory, run in order with the environment minus secrets. A failing step is a FAIL line in the report;
-it never stops the report.
+directory, run in order with the environment a restarted agent gets (govheal.procs.allowlisted_env: PATH,
+HOME, USER, LANG, TZ, ... plus the step's ``env:``; nothing secret by default). A failing step is a FAIL
+line in the report; it never stops the report.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from govheal.config import Config, ReportStep
-from govheal.procs import env_without_secrets
+from govheal.procs import allowlisted_env
 from govheal.report.model import StepResult
 
 TAIL_LINES = 20
@@ -27,7 +28,7 @@ def tail(text: str) -> str:
 
 def run_step(config: Config, step: ReportStep, clock: Callable[[], float] = time.monotonic) -> StepResult:
     cwd = config.path(step.cwd) if step.cwd else (config.source.parent if config.source else None)
-    env = {**env_without_secrets(), **step.env}
+    env = allowlisted_env(step.env)  # like a restarted agent: a login session's basics plus its env:
     shown_cwd = str(cwd or os.getcwd())
     t0 = clock()
 
