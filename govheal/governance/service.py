@@ -14,6 +14,7 @@ Tables ``gov_silences`` (one row per silence window of a switch) and ``gov_audit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -28,7 +29,16 @@ from govheal.errors import GovhealError
 from govheal.governance import schedule
 from govheal.governance import silences as sil
 from govheal.governance.effective import KINDS, SILENCED, Effective, effective
-from govheal.governance.interim import AlertmanagerClient, Refused, Switch, SwitchStore, Unavailable
+from govheal.governance.interim import (
+    Alertmanagers,
+    NotEverywhere,
+    NotFound,
+    Refused,
+    ServerError,
+    SilenceSpec,
+    Switch,
+    SwitchStore,
+)
 from govheal.governance.recurrence import RecurrenceError, parse
 from govheal.governance.recurrence import utc_text as utc
 from govheal.store import migrate, tx
@@ -150,7 +160,7 @@ def switch_dict(sw: Switch) -> dict[str, Any]:
 class Governance:
     """Switch changes and their silences for the agents of ``config`` on this node."""
 
-    def __init__(self, config: Config, conn: sqlite3.Connection, *, alertmanager: AlertmanagerClient | None,
+    def __init__(self, config: Config, conn: sqlite3.Connection, *, alertmanager: Alertmanagers | None,
                  audit: AuditSink | None = None, clock: Callable[[], float], page_url: str = "",
                  horizon: float = schedule.DEFAULT_HORIZON, default_tz: str = "UTC") -> None:
         self.config = config
@@ -350,12 +360,13 @@ class Governance:
 
     def _push(self, row: sqlite3.Row, now: float, report: SyncReport) -> None:
         key = (row["agent"], row["kind"], row["slot"])
-        if self.am is None or not self.am.urls:
+        if self.am is None or not self.am.members:
             self._note(key, "no Alertmanager configured (alertmanager.urls): the switch applies locally only")
             return
         try:
             if row["state"] == EXPIRING:
-                self.am.expire_silence(row["silence_id"])
+                with contextlib.suppress(NotFound):  # gone already (dropped after Alertmanager's retention)
+                    self.am.expire_silence(row["silence_id"])
                 with self.lock:
                     self.conn.execute("DELETE FROM gov_silences WHERE agent=? AND kind=? AND slot=? AND claim=?",
                                       (*key, self.me))
@@ -364,28 +375,24 @@ class Governance:
                 self._write(row, key, now)
                 report.written += 1
             report.reachable = True
-        except Unavailable as exc:
-            report.reachable = False
-            report.errors.append(str(exc))
-            self._note(key, f"pending: {exc}")
         except Refused as exc:  # Alertmanager rejected the body: say so on the page, do not hammer it
             report.errors.append(str(exc))
             self._note(key, f"refused: {exc}")
             if row["state"] != EXPIRING:
                 self._audit(row["agent"], "silence_failed", SYSTEM, SYSTEM, str(exc), row["kind"], None, None, [])
+        except (ServerError, NotEverywhere) as exc:  # unreachable or 5xx: it lands on a later round
+            report.reachable = False
+            report.errors.append(str(exc))
+            self._note(key, f"pending: {exc}")
 
     def _write(self, row: sqlite3.Row, key: tuple[str, str, str], now: float) -> None:
-        body = json.loads(row["body"])
+        assert self.am is not None
+        spec = SilenceSpec.model_validate(json.loads(row["body"]))
         old_id = row["silence_id"]
-        if old_id:
-            body["id"] = old_id
         try:
-            new_id = self.am.put_silence(body)  # type: ignore[union-attr]
-        except Refused as exc:
-            if exc.status != 404 or not old_id:
-                raise
-            body.pop("id")  # gone from Alertmanager (retention): create it again
-            new_id = self.am.put_silence(body)  # type: ignore[union-attr]
+            new_id = self.am.update_silence(old_id, spec) if old_id else self.am.create_silence(spec)
+        except NotFound:  # gone from Alertmanager (dropped after its retention): create it again
+            new_id = self.am.create_silence(spec)
         with self.lock:
             cur = self.conn.execute(
                 "UPDATE gov_silences SET silence_id=?, state=?, synced_digest=?, error='', claim=NULL, "
@@ -413,17 +420,17 @@ class Governance:
         if not rows or self.am is None:
             return
         seen: dict[str, dict[str, str]] = {}
-        for url in self.am.urls:
+        for member in self.am.members:
             try:
-                seen[url] = self._states(url)
-            except Unavailable as exc:
+                seen[member.url] = {s.id: s.state for s in member.silences()}
+            except ServerError as exc:
                 report.errors.append(str(exc))
         if not seen:
             return
         for r in rows:
             verified = {url: seen[url].get(r.silence_id or "") in ("active", "pending") for url in seen}
             gone = all(seen[url].get(r.silence_id or "") in (None, "expired") for url in seen) and \
-                len(seen) == len(self.am.urls)
+                len(seen) == len(self.am.members)
             with self.lock:
                 if gone:  # expired or deleted behind our back: the switch is still on, so write it again
                     self.conn.execute("UPDATE gov_silences SET state=?, silence_id=NULL, verified='{}' WHERE agent=? "
@@ -439,14 +446,6 @@ class Governance:
         if any(r.state == PENDING for r in self.silences(agent)):
             for row in self._claim(now, agent):
                 self._push(row, now, report)
-
-    def _states(self, url: str) -> dict[str, str]:
-        assert self.am is not None
-        try:
-            items = self.am._call(url, "GET", "/api/v2/silences").json()
-        except Refused as exc:
-            raise Unavailable(str(exc)) from None
-        return {s["id"]: s.get("status", {}).get("state", "") for s in items}
 
     def _mirror_ids(self, agent: str | None) -> None:
         """The switch carries the ids of its silences that hold (what the page and the API show)."""
