@@ -206,6 +206,17 @@ class Governance:
                                      (agent, limit)).fetchall()
         return [json.loads(r["line"]) for r in rows]
 
+    def histories(self, per_agent: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``per_agent`` audit lines of every agent in one read (the page)."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT agent, line FROM (SELECT agent, line, ROW_NUMBER() OVER (PARTITION BY agent ORDER BY id DESC)"
+                " AS n FROM gov_audit) WHERE n <= ? ORDER BY agent, n", (per_agent,)).fetchall()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r["agent"], []).append(json.loads(r["line"]))
+        return out
+
     # -- changing -----------------------------------------------------------------------------------
     def set(self, agent: str, kind: str, *, owner: str, reason: str, via: str, duration: float | None = None,
             until: float | None = None, start: float | None = None, every: str | None = None) -> Change:
@@ -485,6 +496,23 @@ class Governance:
             except Exception:  # the store has it; a full disk must not undo a switch
                 log.exception("governance: could not write the audit line to the telemetry log")
         return line
+
+
+def parse_time(text: str, default_tz: str, what: str = "until") -> float:
+    """An end or start time: RFC 3339 (``2026-12-01T08:00:00Z``, ``2026-12-01 08:00+01:00``); without an
+    offset it is a wall-clock time in ``default_tz``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    raw = (text or "").strip()
+    try:
+        t = datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
+    except ValueError:
+        raise GovernanceError(f"{what}: {text!r} is not a time; write e.g. 2026-12-01T08:00Z or "
+                              "'2026-12-01 08:00' (the zone of admin.timezone)", what) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=ZoneInfo(default_tz))
+    return t.timestamp()
 
 
 def _check_text(value: str, what: str) -> str:
