@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from govheal import chain
+from govheal.client import Alertmanagers, new_session
 from govheal.config import parse_config
-from govheal.governance.interim import Alertmanagers, new_session
 from govheal.governance.service import Governance
 from govheal.store import connect
 from govheal.supervise import Child, Supervisor
+from govheal.testing.support import free_port, http_get, wait_until
 from tests.conftest import require_binary
-from tests.support import free_port, http_get, wait_until
 
 pytestmark = pytest.mark.live
 

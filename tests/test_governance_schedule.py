@@ -23,7 +23,7 @@ def utc(t: float) -> str:
 @dataclass
 class Sw:
     start: float
-    expires_at: float | None = None
+    expiry: float | None = None
     recurrence: str | None = None
 
 
@@ -108,7 +108,7 @@ def test_default_time_zone_applies_when_none_given():
 
 
 def test_one_off_switch_is_in_effect_from_start_to_expiry():
-    sw = Sw(start=1000.0, expires_at=2000.0)
+    sw = Sw(start=1000.0, expiry=2000.0)
     assert not schedule.in_effect(sw, 999.0)
     assert schedule.in_effect(sw, 1000.0)
     assert schedule.in_effect(sw, 1999.9)
@@ -121,7 +121,7 @@ def test_one_off_switch_is_in_effect_from_start_to_expiry():
 
 def test_recurring_switch_applies_only_inside_its_windows_and_before_expiry():
     start = ts(f"{SUNDAY} 00:00")
-    sw = Sw(start=start, expires_at=ts("2026-12-10 00:00"), recurrence="Sun 02:00 for 1h UTC")
+    sw = Sw(start=start, expiry=ts("2026-12-10 00:00"), recurrence="Sun 02:00 for 1h UTC")
     assert not schedule.in_effect(sw, ts(f"{SUNDAY} 01:59"))
     assert schedule.current_window(sw, ts(f"{SUNDAY} 02:30")) == (ts(f"{SUNDAY} 02:00"), ts(f"{SUNDAY} 03:00"))
     assert not schedule.in_effect(sw, ts(f"{SUNDAY} 03:00"))
@@ -135,7 +135,7 @@ def test_recurring_switch_applies_only_inside_its_windows_and_before_expiry():
 
 
 def test_recurring_window_is_clipped_to_the_switch():
-    sw = Sw(start=ts(f"{SUNDAY} 02:20"), expires_at=ts(f"{SUNDAY} 02:40"), recurrence="Sun 02:00 for 1h UTC")
+    sw = Sw(start=ts(f"{SUNDAY} 02:20"), expiry=ts(f"{SUNDAY} 02:40"), recurrence="Sun 02:00 for 1h UTC")
     assert schedule.windows(sw, ts(f"{SUNDAY} 02:25")) == [(ts(f"{SUNDAY} 02:20"), ts(f"{SUNDAY} 02:40"))]
 
 
@@ -152,6 +152,6 @@ def test_one_off_switch_without_expiry_gets_no_silence_window():
 
 
 def test_expiring_within_24h():
-    sw = Sw(start=0.0, expires_at=100_000.0)
+    sw = Sw(start=0.0, expiry=100_000.0)
     assert schedule.expires_within(sw, 100_000.0 - 86400, 86400)
     assert not schedule.expires_within(sw, 100_000.0 - 86401, 86400)

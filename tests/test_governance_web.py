@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from govheal.governance.interim import Prometheus, new_session
+from govheal.client import Prometheus, new_session
 from remediator.store import Store
 from tests.test_receiver_support import TOKEN, FakeBridge, FakeRemediator, alert, body, receiver_config
 from webhook_receiver.app import create_app
@@ -182,7 +182,7 @@ def test_session_key_is_a_private_file_in_the_state_dir(app, tmp_path):
 
 
 def test_prometheus_down_page_still_renders_from_local_state(tmp_path):
-    from tests.support import free_port
+    from govheal.testing.support import free_port
 
     prom = Prometheus(f"http://127.0.0.1:{free_port()}", new_session(), timeout=0.5)
     app = make_app(tmp_path, prometheus=prom)

@@ -58,7 +58,7 @@ class Effective:
         wanted = set(kind_filter)
         for sw in self.active:
             if sw.kind in wanted:
-                until = f" until {_utc(sw.expires_at)}" if sw.expires_at else ""
+                until = f" until {_utc(sw.expiry)}" if sw.expiry else ""
                 return f"{_PAST[sw.kind]} by {sw.owner}{until}: {sw.reason}"
         return ""
 

@@ -1,6 +1,6 @@
 """When a switch is in effect, and which silence windows it needs: pure functions of a switch and ``now``.
 
-A switch has a ``start``, an optional ``expires_at`` and an optional recurrence. Without a recurrence it
+A switch has a ``start``, an optional ``expiry`` and an optional recurrence. Without a recurrence it
 is in effect from start to expiry. With one it is in effect only inside the recurrence's windows, and
 only between start and expiry (no expiry: every window from start on). Silences cover exactly the
 windows in effect, clipped to start and expiry; for a recurring switch only those that begin within the
@@ -20,7 +20,7 @@ DEFAULT_HORIZON = 7 * 86400.0  # silences of a recurring window are created this
 
 class Timed(Protocol):
     start: float
-    expires_at: float | None
+    expiry: float | None
     recurrence: str | None
 
 
@@ -32,11 +32,11 @@ def compiled(spec: str) -> Recurrence:
 
 def expired(sw: Timed, now: float) -> bool:
     """Past its expiry: nothing of it applies any more (a recurring switch without expiry never expires)."""
-    return sw.expires_at is not None and sw.expires_at <= now
+    return sw.expiry is not None and sw.expiry <= now
 
 
 def _end(sw: Timed) -> float:
-    return math.inf if sw.expires_at is None else sw.expires_at
+    return math.inf if sw.expiry is None else sw.expiry
 
 
 def current_window(sw: Timed, now: float) -> tuple[float, float | None] | None:
@@ -44,7 +44,7 @@ def current_window(sw: Timed, now: float) -> tuple[float, float | None] | None:
     if now < sw.start or expired(sw, now):
         return None
     if not sw.recurrence:
-        return (sw.start, sw.expires_at)
+        return (sw.start, sw.expiry)
     window = compiled(sw.recurrence).active_at(now)
     if window is None:
         return None
@@ -64,7 +64,7 @@ def windows(sw: Timed, now: float, horizon: float = DEFAULT_HORIZON) -> list[tup
     if expired(sw, now):
         return []
     if not sw.recurrence:
-        return [] if sw.expires_at is None else [(sw.start, sw.expires_at)]
+        return [] if sw.expiry is None else [(sw.start, sw.expiry)]
     rec = compiled(sw.recurrence)
     begin, end = max(sw.start, now), min(_end(sw), now + horizon)
     if begin >= end:
@@ -92,4 +92,4 @@ def next_change(sw: Timed, now: float) -> float | None:
 
 def expires_within(sw: Timed, now: float, within: float) -> bool:
     """Ends (its expiry) within ``within`` seconds: the CLI's "expiring within 24 h" list."""
-    return sw.expires_at is not None and now < sw.expires_at <= now + within
+    return sw.expiry is not None and now < sw.expiry <= now + within

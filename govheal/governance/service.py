@@ -24,24 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from govheal.client import Alertmanagers, NotEverywhere, NotFound, Refused, ServerError, SilenceSpec
 from govheal.config import Agent, Config
 from govheal.errors import GovhealError
 from govheal.governance import schedule
 from govheal.governance import silences as sil
 from govheal.governance.effective import KINDS, SILENCED, Effective, effective
-from govheal.governance.interim import (
-    Alertmanagers,
-    NotEverywhere,
-    NotFound,
-    Refused,
-    ServerError,
-    SilenceSpec,
-    Switch,
-    SwitchStore,
-)
 from govheal.governance.recurrence import RecurrenceError, parse
 from govheal.governance.recurrence import utc_text as utc
 from govheal.store import migrate, tx
+from govheal.switches import Switch, SwitchKind, SwitchStore
 
 log = logging.getLogger("govheal.governance")
 
@@ -58,6 +50,17 @@ CREATE INDEX gov_audit_agent ON gov_audit (agent, id)
 
 PENDING, SYNCED, EXPIRING = "pending", "synced", "expiring"
 ONCE = "once"  # the slot of a one-off switch's single window (an edit updates the same silence)
+
+
+def slots(sw: Switch, windows: list[tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """Row keys of a switch's windows: one-off → "once"; recurring → "<spec>@<start>" (one per occurrence)."""
+    if not sw.recurrence:
+        return {ONCE: windows[0]} if windows else {}
+    return {f"{sw.recurrence}@{s:.0f}": (s, e) for s, e in windows}
+
+
+def _owns(sw: Switch, slot: str) -> bool:
+    return slot == ONCE if not sw.recurrence else slot.startswith(f"{sw.recurrence}@")
 CLAIM_SECONDS = 15.0
 MAX_SWITCH = 366 * 86400.0
 OPS = ("mute", "pause", "maintenance", "edit", "enable", "expired", "silence_landed", "silence_recreated",
@@ -152,8 +155,8 @@ class SyncReport:
 
 
 def switch_dict(sw: Switch) -> dict[str, Any]:
-    return {"kind": sw.kind, "owner": sw.owner, "reason": sw.reason, "start": utc(sw.start),
-            "expires_at": utc(sw.expires_at) if sw.expires_at is not None else None,
+    return {"id": sw.id, "kind": str(sw.kind), "owner": sw.owner, "reason": sw.reason, "start": utc(sw.start),
+            "expires_at": utc(sw.expiry) if sw.expiry is not None else None,
             "recurrence": sw.recurrence, "silence_ids": list(sw.silence_ids)}
 
 
@@ -166,7 +169,7 @@ class Governance:
         self.config = config
         self.conn = conn
         self.lock = threading.RLock()
-        self.store = SwitchStore(conn, self.lock)
+        self.store = SwitchStore(conn, clock=clock, lock=self.lock)
         self.am = alertmanager
         self.audit_sink = audit
         self.clock = clock
@@ -247,16 +250,19 @@ class Governance:
             raise GovernanceError(f"the end {utc(until)} is not after the start {utc(max(begin, now))}", "until")
         if until is not None and until - now > MAX_SWITCH:
             raise GovernanceError("a switch lasts at most 366 days; use a recurring window for longer", "until")
-        with self.lock, tx(self.conn):
-            old = self.store.get(a.name, kind)
+        with self.lock:
+            old = self._find(a.name, kind, recurrence)
             if old is not None and schedule.expired(old, now):
                 old = None
-            new = Switch(agent=a.name, kind=kind, owner=owner, reason=reason, start=begin, expires_at=until,
-                         recurrence=recurrence, silence_ids=old.silence_ids if old else (), created_at=now)
-            self.store.put(new, self.conn)
-            self._plan(new, now)
+            new = self.store.add(Switch(agent=a.name, kind=SwitchKind(kind), owner=owner, reason=reason, start=begin,
+                                        expiry=until, recurrence=recurrence,
+                                        silence_ids=old.silence_ids if old else ()))
+            for dup in self.store.all(a.name):  # the new one replaces the one it edits (same kind and window)
+                if dup.id != new.id and dup.kind == kind and dup.recurrence == recurrence and dup.id is not None:
+                    self.store.remove(dup.id)
+            self._replan(now, a.name)
         self.sync(agent=a.name)
-        current = self.store.get(a.name, kind) or new
+        current = self._find(a.name, kind, recurrence) or new
         rows = [r for r in self.silences(a.name) if r.kind == kind]
         line = self._audit(a.name, "edit" if old else kind, owner, via, reason, kind,
                            switch_dict(old) if old else None, switch_dict(current), rows)
@@ -267,16 +273,17 @@ class Governance:
         a = self._agent(agent)
         owner, reason = _check_text(owner, "owner"), _check_text(reason, "reason")
         now = self.clock()
-        with self.lock, tx(self.conn):
+        with self.lock:
             old = [s for s in self.store.all(a.name) if not schedule.expired(s, now)]
             ids = [i for s in old for i in s.silence_ids]
             for s in self.store.all(a.name):
-                self.store.delete(a.name, s.kind, self.conn)
-                self._unplan(a.name, s.kind, now)
+                if s.id is not None:
+                    self.store.remove(s.id)
+            self._replan(now, a.name)
         self.sync(agent=a.name)
         rows = self.silences(a.name)
         line = self._audit(a.name, "enable", owner, via, reason, None,
-                           {s.kind: switch_dict(s) for s in old} or None, None, rows, ids=ids)
+                           {str(s.kind): switch_dict(s) for s in old} or None, None, rows, ids=ids)
         return Change(a.name, "enable", [], rows, line)
 
     # -- silence sync -------------------------------------------------------------------------------
@@ -298,21 +305,24 @@ class Governance:
         for sw in self.store.all(agent):
             if not schedule.expired(sw, now):
                 continue
-            with self.lock, tx(self.conn):
-                current = self.store.get(sw.agent, sw.kind)
-                if current is None or not schedule.expired(current, now):
-                    continue  # another process got there first, or it was just renewed
-                self.store.delete(sw.agent, sw.kind, self.conn)
-                self._unplan(sw.agent, sw.kind, now)
-            self._audit(sw.agent, "expired", SYSTEM, SYSTEM, f"{sw.kind} reached its end {utc(sw.expires_at or now)}",
-                        sw.kind, switch_dict(sw), None, [], ids=list(sw.silence_ids))
+            with self.lock:
+                if sw.id is None or not self.store.remove(sw.id):
+                    continue  # another process got there first
+                self._replan(now, sw.agent)
+            self._audit(sw.agent, "expired", SYSTEM, SYSTEM, f"{sw.kind} reached its end {utc(sw.expiry or now)}",
+                        str(sw.kind), switch_dict(sw), None, [], ids=list(sw.silence_ids))
 
     def _replan(self, now: float, agent: str | None) -> None:
         """Recurring switches gain the windows that came within the horizon; ended windows are forgotten."""
+        switches = [s for s in self.store.all(agent) if s.kind in SILENCED and not schedule.expired(s, now)]
         with self.lock, tx(self.conn):
-            for sw in self.store.all(agent):
-                if sw.kind in SILENCED:
-                    self._plan(sw, now)
+            for sw in switches:
+                self._plan(sw, now)
+            rows = self.conn.execute("SELECT * FROM gov_silences WHERE (? IS NULL OR agent = ?)", (agent, agent))
+            for row in rows.fetchall():
+                if not any(s.agent == row["agent"] and s.kind == row["kind"] and _owns(s, row["slot"])
+                           for s in switches):
+                    self._drop_row(row, now)
             self.conn.execute("DELETE FROM gov_silences WHERE ends_at <= ? AND state != ? AND (? IS NULL OR agent = ?)",
                               (now, EXPIRING, agent, agent))
 
@@ -321,31 +331,25 @@ class Governance:
         if sw.kind not in SILENCED:
             return
         node = self.config.node_of(self._agent(sw.agent))
-        wanted: dict[str, tuple[float, float]] = {}
-        for s, e in schedule.windows(sw, now, self.horizon):
-            wanted[ONCE if not sw.recurrence else f"{s:.0f}"] = (s, e)
-        rows = {r["slot"]: r for r in self.conn.execute(
-            "SELECT * FROM gov_silences WHERE agent = ? AND kind = ?", (sw.agent, sw.kind))}
+        wanted = slots(sw, schedule.windows(sw, now, self.horizon))
+        found = self.conn.execute("SELECT * FROM gov_silences WHERE agent = ? AND kind = ?", (sw.agent, str(sw.kind)))
+        rows = {r["slot"]: r for r in found if _owns(sw, r["slot"])}
         for slot, (s, e) in wanted.items():
-            b = sil.body(agent=sw.agent, node=node, kind=sw.kind, owner=sw.owner, reason=sw.reason, starts=s, ends=e,
-                         page_url=self.page_url, recurrence=sw.recurrence)
+            b = sil.body(agent=sw.agent, node=node, kind=str(sw.kind), owner=sw.owner, reason=sw.reason, starts=s,
+                         ends=e, page_url=self.page_url, recurrence=sw.recurrence)
             d = sil.digest(b)
             row = rows.get(slot)
             if row is None:
                 self.conn.execute(
                     "INSERT INTO gov_silences (agent, kind, slot, starts_at, ends_at, body, digest, state, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)", (sw.agent, sw.kind, slot, s, e, json.dumps(b), d, PENDING, now))
+                    " VALUES (?,?,?,?,?,?,?,?,?)", (sw.agent, str(sw.kind), slot, s, e, json.dumps(b), d, PENDING, now))
             elif row["digest"] != d or row["state"] == EXPIRING:
                 self.conn.execute("UPDATE gov_silences SET starts_at=?, ends_at=?, body=?, digest=?, state=?, "
                                   "updated_at=? WHERE agent=? AND kind=? AND slot=?",
-                                  (s, e, json.dumps(b), d, PENDING, now, sw.agent, sw.kind, slot))
+                                  (s, e, json.dumps(b), d, PENDING, now, sw.agent, str(sw.kind), slot))
         for slot, row in rows.items():
             if slot not in wanted:
                 self._drop_row(row, now)
-
-    def _unplan(self, agent: str, kind: str, now: float) -> None:
-        for row in self.conn.execute("SELECT * FROM gov_silences WHERE agent = ? AND kind = ?", (agent, kind)):
-            self._drop_row(row, now)
 
     def _drop_row(self, row: sqlite3.Row, now: float) -> None:
         key = (row["agent"], row["kind"], row["slot"])
@@ -464,13 +468,19 @@ class Governance:
         for r in self.silences(agent):
             if r.silence_id and r.state == SYNCED:
                 ids.setdefault((r.agent, r.kind), []).append(r.silence_id)
-        with self.lock, tx(self.conn):
+        with self.lock:
             for sw in self.store.all(agent):
-                want = tuple(ids.get((sw.agent, sw.kind), []))
-                if want != sw.silence_ids:
-                    self.store.put(sw.with_ids(want), self.conn)
+                want = tuple(r.silence_id for r in self.silences(sw.agent)
+                             if r.kind == sw.kind and r.silence_id and r.state == SYNCED and _owns(sw, r.slot))
+                if want != sw.silence_ids and sw.id is not None:
+                    self.store.set_silences(sw.id, want)
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _find(self, agent: str, kind: str, recurrence: str | None) -> Switch | None:
+        """The switch a set of this kind (and recurrence) edits: the newest such one."""
+        same = [s for s in self.store.all(agent) if s.kind == kind and s.recurrence == recurrence]
+        return same[-1] if same else None
+
     def _agent(self, name: str) -> Agent:
         for a in self.config.agents:
             if a.name == name:

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Flask
 
+from govheal.client import Alertmanagers, Prometheus, new_session
 from govheal.config import Config
-from govheal.governance.interim import Alertmanagers, Prometheus, new_session
 from govheal.governance.recurrence import utc_text
 from govheal.governance.service import Governance
 from govheal.store import connect, db_path
