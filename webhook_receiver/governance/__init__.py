@@ -15,6 +15,8 @@ from flask import Flask
 
 from govheal.client import Alertmanagers, Prometheus, new_session
 from govheal.config import Config
+from govheal.endpoints import resolve
+from govheal.governance.defaults import local_zone, page_url
 from govheal.governance.recurrence import utc_text
 from govheal.governance.service import Governance
 from govheal.store import connect, db_path
@@ -25,45 +27,6 @@ from webhook_receiver.governance.promcache import PromCache
 from webhook_receiver.governance.views import GovernanceContext, api, page
 
 log = logging.getLogger("govheal.receiver.governance")
-
-
-def local_zone() -> str:
-    """The host's IANA zone name (TZ, /etc/timezone, the /etc/localtime link), else UTC."""
-    import os
-    from pathlib import Path
-
-    tz = os.environ.get("TZ", "").lstrip(":")
-    if (tz and "/" in tz) or tz == "UTC":
-        return tz
-    try:
-        name = Path("/etc/timezone").read_text().strip()
-        if name:
-            return name
-    except OSError:
-        pass
-    try:
-        target = os.readlink("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    except OSError:
-        pass
-    return "UTC"
-
-
-def page_url(config: Config) -> str:
-    if config.admin.page_url:
-        return config.admin.page_url.rstrip("/")
-    return f"http://{config.listen.receiver}/ops/governance"
-
-
-def alertmanager_urls(config: Config) -> list[str]:
-    spec = getattr(config, "alertmanager", None)  # the arch branch adds alertmanager.urls
-    return list(getattr(spec, "urls", []) or [])
-
-
-def prometheus_url(config: Config) -> str | None:
-    spec = getattr(config, "prometheus", None)
-    return getattr(spec, "url", None)
 
 
 @dataclass
@@ -90,10 +53,11 @@ def build(config: Config, *, clock: Callable[[], float], webhook_token: str | No
           alertmanagers: Any = None, prometheus: Any = None, tokens: auth.Tokens | None = None) -> Parts:
     """The governance parts of one receiver. ``alertmanagers``/``prometheus`` default to the config's."""
     session = new_session()
-    urls = alertmanager_urls(config)
+    where = resolve(config)  # the config's prometheus/alertmanager keys, else what a running `govheal up` started
+    urls = list(where.alertmanagers)
     am = alertmanagers if alertmanagers is not None else (Alertmanagers.from_urls(urls, session, timeout=2.0)
                                                           if urls else None)
-    purl = prometheus_url(config)
+    purl = where.prometheus
     prom = prometheus if prometheus is not None else (Prometheus(purl, session, timeout=5.0) if purl else None)
     tz = config.admin.timezone or local_zone()
     gov = Governance(config, connect(db_path(config.state_path)), alertmanager=am, audit=audit, clock=clock,
