@@ -152,6 +152,11 @@ def apply(name: str, kind: str, *, owner: str, reason: str, via: str, duration: 
                             every=every or None)
 
 
+def c_am_missing() -> bool:
+    am = ctx().governance.am
+    return am is None or not am.members
+
+
 def _timed(build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = build()
@@ -265,7 +270,9 @@ def switch(name: str) -> Any:
     except GovernanceError as exc:
         session["error"] = f"{name}: {exc}"
     else:
-        pending = " (silence pending: Alertmanager unreachable, it lands when it is back)" \
-            if change.to_dict()["pending"] else ""
+        pending = ""
+        if change.to_dict()["pending"]:
+            pending = (" (no Alertmanager configured: the switch applies locally only)"
+                       if c_am_missing() else " (silence pending: Alertmanager unreachable, it lands when it is back)")
         session["message"] = f"{name}: {change.op} by {session['user']}{pending}"
     return redirect(url_for("governance.board") + f"#agent-{name}"), 303
