@@ -177,6 +177,7 @@ class Governance:
         self.horizon = horizon
         self.default_tz = default_tz
         self.me = uuid.uuid4().hex[:12]
+        self.changes = 0  # bumped by every change made through this object (views cache on it)
         self._sync_lock = threading.Lock()
         with self.lock:
             migrate(conn, "governance", SCHEMA)
@@ -264,6 +265,7 @@ class Governance:
         self.sync(agent=a.name)
         current = self._find(a.name, kind, recurrence) or new
         rows = [r for r in self.silences(a.name) if r.kind == kind]
+        self.changes += 1
         line = self._audit(a.name, "edit" if old else kind, owner, via, reason, kind,
                            switch_dict(old) if old else None, switch_dict(current), rows)
         return Change(a.name, line.outcome, self.store.all(a.name), self.silences(a.name), line)
@@ -282,6 +284,7 @@ class Governance:
             self._replan(now, a.name)
         self.sync(agent=a.name)
         rows = self.silences(a.name)
+        self.changes += 1
         line = self._audit(a.name, "enable", owner, via, reason, None,
                            {str(s.kind): switch_dict(s) for s in old} or None, None, rows, ids=ids)
         return Change(a.name, "enable", [], rows, line)

@@ -7,6 +7,8 @@ for the API and the login page for the browser, never a traceback.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +30,38 @@ def ctx() -> GovernanceContext:
     return current_app.extensions["govheal.governance"]
 
 
+CACHE_SECONDS = 1.0  # a view is at most this stale (changes made here show at once); the page reloads every 10 s
+CSRF_MARK = "__GOVHEAL_CSRF__"
+
+
+class ViewCache:
+    """The built body of a view, reused for ``CACHE_SECONDS`` unless a change was made here meanwhile.
+    Local state written by another process (the CLI, the remediator) shows within a second. One thread
+    rebuilds; the others keep serving the previous body meanwhile (no herd of rebuilds under load)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._building: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._data.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            if hit is not None and name in self._building:
+                return hit[1]
+            self._building.add(name)
+        try:
+            value = build()
+            with self._lock:
+                self._data[name] = (key, value)
+            return value
+        finally:
+            with self._lock:
+                self._building.discard(name)
+
+
 class GovernanceContext:
     """What the views need; ``app.extensions["govheal.governance"]``."""
 
@@ -38,6 +72,12 @@ class GovernanceContext:
         self.tokens = tokens
         self.refresh = refresh
         self.default_tz = default_tz
+        self.cache = ViewCache()
+
+    def key(self) -> tuple[Any, ...]:
+        snap = self.sources.prom()
+        return (int(time.monotonic() / CACHE_SECONDS), self.governance.changes, snap.now_at, snap.history_at,
+                snap.error)
 
 
 def _error(status: int, message: str, field: str = "") -> tuple[Response, int]:
@@ -100,7 +140,9 @@ def api_auth() -> Any:
 
 @api.get("/agents")
 def api_agents() -> Any:
-    return jsonify(_timed(lambda: agents(ctx().sources)))
+    c = ctx()
+    body = c.cache.get("api", c.key(), lambda: json.dumps(_timed(lambda: agents(c.sources)), ensure_ascii=False))
+    return Response(body, mimetype="application/json")
 
 
 @api.get("/agents/<name>")
@@ -170,16 +212,24 @@ def _timed(build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def strip_html(cells: list[dict[str, Any]]) -> Markup:
-    """The 24 h strip as one string of tiny cells (faster than a template loop over 96 cells per agent)."""
+    """The 24 h strip: runs of equal cells as one element each (a healthy day is one element, not 96)."""
     if not cells:
         return Markup('<span class="strip none">no history from Prometheus</span>')
-    out = []
-    for c in cells:
-        v = c["healthy"]
-        cls = "m" if c["maintenance"] else "n" if v is None else "g" if v >= 0.999 else "r" if v < 0.5 else "a"
-        out.append(f"<b class={cls}></b>")
-    # only our own constant class names go in: nothing from the request or the store
-    return Markup('<span class="strip" title="last 24 h, 15 min per cell, oldest left">' + "".join(out) + "</span>")  # noqa: S704
+    out: list[str] = []
+    run_cls, run = "", 0
+    for c in [*cells, None]:
+        if c is None:
+            cls = ""
+        else:
+            v = c["healthy"]
+            cls = "m" if c["maintenance"] else "n" if v is None else "g" if v >= 0.999 else "r" if v < 0.5 else "a"
+        if cls != run_cls and run:
+            out.append(f'<b class={run_cls} style="width:{2 * run}px"></b>')
+            run = 0
+        run_cls, run = cls, run + 1
+    # only our own constant class names and numbers go in: nothing from the request or the store
+    return Markup('<span class="strip" title="last 24 h, 15 min per cell, oldest left">' +  # noqa: S704
+                  "".join(out) + "</span>")
 
 
 def _login_required() -> Any:
@@ -207,6 +257,18 @@ def board() -> Any:
     if denied is not None:
         return denied
     t0 = time.perf_counter()
+    c = ctx()
+    role = session.get("role")
+    data, tables = c.cache.get(f"page:{role}", c.key(), lambda: _tables(role))
+    html = render_template("governance/page.html", data=data, tables=tables.replace(CSRF_MARK, _csrf()),
+                           csrf=_csrf(), user=session.get("user"), role=role, refresh=int(c.refresh),
+                           message=session.pop("message", None), error=session.pop("error", None))
+    c.sources.latency.add(time.perf_counter() - t0)
+    return html
+
+
+def _tables(role: str | None) -> tuple[dict[str, Any], Markup]:
+    """The agent tables (the costly part of the page), with a mark where each form's CSRF token goes."""
     data = agents(ctx().sources)
     histories = ctx().governance.histories(5)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -214,11 +276,8 @@ def board() -> Any:
         a["strip_html"] = strip_html(a["uptime_strip"])
         a["history"] = histories.get(a["name"], [])
         groups.setdefault((a["role"] or "(no role)", a["node"]), []).append(a)
-    html = render_template("governance/page.html", data=data, groups=sorted(groups.items()), csrf=_csrf(),
-                           user=session.get("user"), role=session.get("role"), refresh=int(ctx().refresh),
-                           message=session.pop("message", None), error=session.pop("error", None))
-    ctx().sources.latency.add(time.perf_counter() - t0)
-    return html
+    tables = render_template("governance/tables.html", groups=sorted(groups.items()), csrf=CSRF_MARK, role=role)
+    return data, Markup(tables)  # noqa: S704 - rendered by our autoescaping template
 
 
 @page.get("/login")
