@@ -4,7 +4,6 @@ lands; a recurring window gets one silence per occurrence; two clustered Alertma
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from govheal import chain
-from govheal.client import Alertmanagers, new_session
+from govheal.client import Alertmanager, Alertmanagers, Matcher, Silence, new_session
 from govheal.config import parse_config
 from govheal.governance.service import Governance
 from govheal.store import connect
 from govheal.supervise import Child, Supervisor
-from govheal.testing.support import free_port, http_get, wait_until
+from govheal.testing.support import free_port, wait_until
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.live
@@ -33,28 +32,24 @@ PAGE = "http://127.0.0.1:9827/ops/governance"
 
 
 class AM:
-    def __init__(self, tmp: Path, name: str, listen: str | None = None, cluster: str = "",
+    """One real Alertmanager (chain's argv), read back through govheal/client.py."""
+
+    def __init__(self, tmp: Path, name: str, listen: str | None = None, cluster: str | None = None,
                  peers: tuple[str, ...] = ()) -> None:
         self.listen = listen or f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.listen}"
+        self.api = Alertmanager(self.url, new_session(), timeout=2.0)
         cfg = tmp / f"{name}.yml"
         cfg.write_text(AM_CONFIG)
         argv = chain.alertmanager_argv(require_binary("prometheus-alertmanager", "alertmanager"), cfg,
-                                       tmp / f"{name}-data", self.listen)
-        if cluster:
-            argv = [a for a in argv if not a.startswith("--cluster.listen-address")]
-            argv += [f"--cluster.listen-address={cluster}", f"--cluster.advertise-address={cluster}",
-                     "--cluster.gossip-interval=50ms", "--cluster.pushpull-interval=1s",
-                     *(f"--cluster.peer={p}" for p in peers)]
-        self.child = Child(name, argv, tmp / f"{name}.log", ready=lambda: http_get(self.url + "/-/ready")[0] == 200)
+                                       tmp / f"{name}-data", self.listen, cluster, peers, chain.FAST_GOSSIP)
+        self.child = Child(name, argv, tmp / f"{name}.log", ready=self.api.ready)
 
-    def silence(self, sid: str) -> dict:
-        status, body = http_get(f"{self.url}/api/v2/silence/{sid}")
-        assert status == 200, body
-        return json.loads(body)
+    def silence(self, sid: str) -> Silence:
+        return self.api.silence(sid)
 
-    def silences(self) -> list[dict]:
-        return json.loads(http_get(f"{self.url}/api/v2/silences")[1])
+    def silences(self) -> list[Silence]:
+        return self.api.silences()
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +85,13 @@ def test_mute_is_a_silence_with_exact_matchers_owner_and_comment(tmp_path, am):
     assert not change.to_dict()["pending"]
     [sid] = change.audit.silence_ids
     got = am.silence(sid)
-    assert got["matchers"] == [{"name": "agent", "value": "GG", "isRegex": False, "isEqual": True},
-                               {"name": "node", "value": "n1", "isRegex": False, "isEqual": True}]
-    assert got["createdBy"] == "alice"
-    assert got["comment"] == f"govheal mute: noisy deploy — {PAGE}#agent-GG"
-    assert got["status"]["state"] == "active"
-    ends = datetime.fromisoformat(got["endsAt"]).timestamp()
+    assert [m.model_dump(by_alias=True) for m in got.matchers] == [
+        {"name": "agent", "value": "GG", "isRegex": False, "isEqual": True},
+        {"name": "node", "value": "n1", "isRegex": False, "isEqual": True}]
+    assert got.created_by == "alice"
+    assert got.comment == f"govheal mute: noisy deploy — {PAGE}#agent-GG"
+    assert got.state == "active"
+    ends = got.ends_at.timestamp()
     assert abs(ends - (time.time() + 3600)) < 30
     assert gov.switches("GG")[0].silence_ids == (sid,)
     assert audit.lines[-1]["outcome"] == "mute" and audit.lines[-1]["actor"] == "alice"
@@ -103,13 +99,13 @@ def test_mute_is_a_silence_with_exact_matchers_owner_and_comment(tmp_path, am):
 
     # the agent on another node gets that node in its matcher, never a regex or a wider one
     other = gov.set("Mary", "maintenance", owner="bob", reason="disk swap", via="cli", duration=600)
-    m = am.silence(other.audit.silence_ids[0])["matchers"]
-    assert {(x["name"], x["value"], x["isRegex"], x["isEqual"]) for x in m} == {
+    m = am.silence(other.audit.silence_ids[0]).matchers
+    assert {(x.name, x.value, x.is_regex, x.is_equal) for x in m} == {
         ("agent", "Mary", False, True), ("node", "n2", False, True)}
 
     # enable expires every silence of the agent and clears its switches
     done = gov.enable("GG", owner="alice", reason="deploy finished", via="api")
-    assert am.silence(sid)["status"]["state"] == "expired"
+    assert am.silence(sid).state == "expired"
     assert gov.switches("GG") == [] and not gov.effective("GG").muted
     assert done.audit.silence_ids == [sid] and done.audit.old["mute"]["reason"] == "noisy deploy"
     assert gov.history("GG")[0]["outcome"] == "enable" and gov.history("GG")[1]["outcome"] == "mute"
@@ -123,16 +119,16 @@ def test_an_edit_that_alertmanager_answers_with_a_new_id_is_followed(tmp_path, a
     edit = gov.set("GG", "mute", owner="carol", reason="second reason", via="page", duration=7200)
     [new_id] = edit.audit.silence_ids
     assert new_id != old_id, "Alertmanager 0.25 replaces an active silence whose start changed"
-    assert am.silence(old_id)["status"]["state"] == "expired"
+    assert am.silence(old_id).state == "expired"
     got = am.silence(new_id)
-    assert got["status"]["state"] == "active" and got["createdBy"] == "carol" and "second reason" in got["comment"]
+    assert got.state == "active" and got.created_by == "carol" and "second reason" in got.comment
     assert gov.switches("GG")[0].silence_ids == (new_id,)
     assert edit.audit.outcome == "edit"
     assert edit.audit.old["reason"] == "first reason" and edit.audit.new["reason"] == "second reason"
-    assert [s["id"] for s in am.silences() if s["status"]["state"] == "active"
-            and {"name": "agent", "value": "GG", "isRegex": False, "isEqual": True} in s["matchers"]] == [new_id]
+    assert [s.id for s in am.silences() if s.state == "active"
+            and Matcher.equal("agent", "GG") in s.matchers] == [new_id]
     gov.enable("GG", owner="carol", reason="done", via="api")
-    assert am.silence(new_id)["status"]["state"] == "expired"
+    assert am.silence(new_id).state == "expired"
 
 
 def test_alertmanager_down_then_pending_then_lands(tmp_path):
@@ -153,7 +149,7 @@ def test_alertmanager_down_then_pending_then_lands(tmp_path):
         assert report.pending == 0 and report.written == 1
         [row] = gov.silences("GG")
         got = late.silence(row.silence_id)
-        assert got["status"]["state"] == "active" and got["createdBy"] == "alice"
+        assert got.state == "active" and got.created_by == "alice"
         assert audit.lines[-1]["outcome"] == "silence_landed" and audit.lines[-1]["silence_ids"] == [row.silence_id]
         # enable while Alertmanager is down again: local at once, the expiry lands later
         sup.stop_all()
@@ -163,7 +159,7 @@ def test_alertmanager_down_then_pending_then_lands(tmp_path):
         sup.start(late.child)
         gov.sync()
         assert gov.silences("GG") == []
-        assert late.silence(row.silence_id)["status"]["state"] == "expired"
+        assert late.silence(row.silence_id).state == "expired"
     finally:
         sup.stop_all()
 
@@ -175,16 +171,16 @@ def test_recurring_window_creates_each_occurrence_ahead_of_time(tmp_path, am):
     change = gov.set("GG", "maintenance", owner="ops", reason="nightly backup", via="cli", every=spec)
     ids = change.audit.silence_ids
     assert len(ids) == 3 and len(set(ids)) == 3
-    got = sorted((am.silence(i) for i in ids), key=lambda s: s["startsAt"])
+    got = sorted((am.silence(i) for i in ids), key=lambda s: s.starts_at)
     for day, s in enumerate(got):
         start = at + timedelta(days=day)
-        assert datetime.fromisoformat(s["startsAt"]) == start
-        assert datetime.fromisoformat(s["endsAt"]) == start + timedelta(minutes=30)
-        assert s["status"]["state"] == "pending"  # Alertmanager's word for "starts later"
-        assert "every daily" in s["comment"] and "nightly backup" in s["comment"]
+        assert s.starts_at == start
+        assert s.ends_at == start + timedelta(minutes=30)
+        assert s.state == "pending"  # Alertmanager's word for "starts later"
+        assert "every daily" in s.comment and "nightly backup" in s.comment
     assert not gov.effective("GG").maintenance  # not inside a window now
     gov.enable("GG", owner="ops", reason="backup moved", via="cli")
-    assert all(am.silence(i)["status"]["state"] == "expired" for i in ids)
+    assert all(am.silence(i).state == "expired" for i in ids)
 
 
 def test_recurring_window_is_topped_up_as_time_passes(tmp_path, am):
@@ -213,6 +209,6 @@ def test_two_clustered_alertmanagers_both_hold_the_silence(tmp_path):
         [sid] = change.audit.silence_ids
         wait_until(lambda: gov.sync() and gov.silences("GG")[0].verified == {one.url: True, two.url: True},
                    timeout=20, what="the silence verified on both Alertmanagers")
-        assert two.silence(sid)["createdBy"] == "alice"  # written once (to the first), gossiped to the second
+        assert two.silence(sid).created_by == "alice"  # written once (to the first), gossiped to the second
     finally:
         sup.stop_all()

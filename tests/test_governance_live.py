@@ -5,17 +5,16 @@ remediator); maintenance does both: no restart and no message."""
 
 from __future__ import annotations
 
-import json
 import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from govheal.client import Alertmanagers, new_session
+from govheal.client import Alertmanagers, PostableAlert, new_session
 from govheal.config import parse_config
 from govheal.supervise import Supervisor
-from govheal.testing.support import demo_config_text, demo_fleet, http_post, is_running, wait_until
+from govheal.testing.support import demo_config_text, demo_fleet, is_running, wait_until
 from remediator.engine import Remediator
 from tests.test_governance_am import AM
 from tests.test_receiver_support import TOKEN, FakeBridge, alert, body
@@ -61,14 +60,12 @@ def crash(agent) -> int:
 
 
 def fire_in_alertmanager(am: AM, agent: str) -> None:
+    """As Prometheus would: the alert posted to Alertmanager (which silences it for a muted agent)."""
     now = datetime.now(UTC)
-    labels = {"alertname": "AgentDown", "agent": agent, "node": "test-node", "severity": "critical",
-              "remediation": "restart"}
-    status, text = http_post(am.url + "/api/v2/alerts", json.dumps([{
-        "labels": labels, "annotations": {"summary": f"Agent {agent} is down"},
-        "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}]).encode(),
-        headers={"Content-Type": "application/json"})
-    assert status == 200, text
+    am.api.post_alerts([PostableAlert(labels={"alertname": "AgentDown", "agent": agent, "node": "test-node",
+                                              "severity": "critical", "remediation": "restart"},
+                                      annotations={"summary": f"Agent {agent} is down"}, startsAt=now,
+                                      endsAt=now + timedelta(minutes=5))])
 
 
 def webhook(app, agent: str, fp: str) -> None:
@@ -102,7 +99,7 @@ def test_muted_agent_is_restarted_and_nobody_is_told(stack, am):
     assert svc.dispatcher.wait_idle(15)
     assert [n for n in bridge.notices if n.agent == "B"] == [], "nobody is told about a muted agent"
     got = am.silence(change.audit.silence_ids[0])
-    assert got["status"]["state"] == "active"
+    assert got.state == "active"
     gov.enable("B", owner="alice", reason="done", via="api")
 
 
