@@ -53,7 +53,7 @@ class CannedPrometheus:
     def query(self, expr: str, at: float | None = None) -> list[Sample]:
         now = time.time()
         values = {Q_UP: 1.0, Q_HEALTHY: 1.0, Q_UPTIME: 3 * 3600 + 125}.get(expr)
-        if expr == "agent:govheal_agent_availability:avg1d":
+        if expr == "agent:govheal_agent_availability_unless_maintenance:avg1d":
             values = 0.9931
         if expr.startswith("changes("):
             values = 2.0

@@ -28,9 +28,9 @@ Q_HEALTHY = "govheal_agent_healthy"
 Q_UPTIME = "time() - govheal_agent_start_time_seconds"
 Q_STRIP = f"avg_over_time(govheal_agent_healthy[{int(STEP)}s])"
 Q_STRIP_MAINT = f'max_over_time(govheal_agent_switch{{kind="maintenance"}}[{int(STEP)}s])'
-Q_AVAILABILITY = "agent:govheal_agent_availability:avg1d"
+Q_AVAILABILITY = "agent:govheal_agent_availability_unless_maintenance:avg1d"  # prometheus/rules/governance.yml
 Q_RESTARTS = "changes(govheal_agent_start_time_seconds[1d])"
-Q_DOWNTIME = "max_over_time((max_over_time(agent:govheal_agent_healthy:unless_maintenance[2m]) == bool 0)[1d:1m])"
+Q_DOWNTIME = "max_over_time(agent:govheal_agent_unplanned_downtime:seconds[1d]) > bool 120"
 Q_DELIVERY = "max(channel:govheal_notification_delivery_seconds:p99_1h)"
 Q_REPORT = "max(govheal_daily_report_last_success_timestamp_seconds)"
 
