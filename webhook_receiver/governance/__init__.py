@@ -5,7 +5,6 @@ feed and the notice filter (docs/governance.md). :func:`build` makes the parts, 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -113,15 +112,17 @@ def human(seconds: float | None) -> str:
 
 def make_feed(services_getter: Callable[[], Any]) -> Callable[[list[dict[str, Any]]], None]:
     """Alerts from the mute feed into the inbox and dispatch, exactly as the webhook takes them."""
-    from webhook_receiver.dispatch import route
+    from webhook_receiver.inbox import NewAlert
     from webhook_receiver.models import Alert
+    from webhook_receiver.routing import route
 
     def feed(bodies: list[dict[str, Any]]) -> None:
         svc = services_getter()
-        routed = [route(svc.config, Alert.model_validate(b), "governance:mute") for b in bodies]
-        entries = svc.inbox.accept(routed, time.time() if svc.clock is None else svc.clock())
+        alerts = [Alert.model_validate(b) for b in bodies]
+        routed = [NewAlert(a, route(svc.config, a), "governance:mute", 0) for a in alerts]
+        entries = svc.inbox.accept(routed, svc.clock())
         for new, entry in zip(routed, entries, strict=True):
-            svc.metrics.alerts.labels(new.outcome if entry is not None else "duplicate").inc()
+            svc.metrics.alerts.labels(new.routing.outcome if entry is not None else "duplicate").inc()
             if entry is not None and entry.state == "pending":
                 svc.dispatcher.enqueue(entry)
         log.info("governance: fed %d alert(s) held by mute silences to dispatch", len(bodies))
