@@ -41,8 +41,8 @@ def config_text(n: int) -> str:
 
 def seed(cfg: Path, n: int) -> None:
     """Switches on every fifth agent and a healed incident on every third, written as the CLI would."""
-    from govheal.config import load_config
     from govheal.governance.service import Governance
+    from govheal.seams import load_config
     from govheal.store import connect, db_path
     from remediator.store import Store
 

@@ -12,8 +12,8 @@ import pytest
 
 from govheal import chain
 from govheal.client import Alertmanager, Alertmanagers, Matcher, Silence, new_session
-from govheal.config import parse_config
 from govheal.governance.service import Governance
+from govheal.seams import parse_config
 from govheal.store import connect
 from govheal.supervise import Child, Supervisor
 from govheal.testing.support import free_port, wait_until

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from govheal.client import Alertmanagers, PostableAlert, new_session
-from govheal.config import parse_config
+from govheal.seams import parse_config
 from govheal.supervise import Supervisor
 from govheal.testing.support import demo_config_text, demo_fleet, is_running, wait_until
 from remediator.engine import Remediator

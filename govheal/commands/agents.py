@@ -36,11 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from govheal.client import new_session
-    from govheal.config import load_config
     from govheal.endpoints import resolve
     from govheal.errors import UsageError
     from govheal.governance.defaults import local_zone, page_url
     from govheal.governance.service import Governance, GovernanceError, parse_time
+    from govheal.seams import load_config
     from govheal.store import connect, db_path
     from govheal.types import parse_duration
     from remediator.audit import AuditLog
