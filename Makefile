@@ -11,7 +11,7 @@ UNAME  := $(shell uname -s)
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test bench lint fmt venv tools bench-tools clean help
+.PHONY: run test bench lint fmt venv tools browser bench-tools clean help
 
 help:
 	@echo "make run    - install what is missing, start the demo fleet and the whole stack"
@@ -47,6 +47,17 @@ tools:
 	  else echo "error: install Prometheus >= 2.42 and Alertmanager >= 0.25 with your package manager"; exit 1; fi; \
 	fi
 
+# Chromium and its WebDriver for the governance page's browser test (tests/test_governance_browser.py).
+# Debian: the chromium and chromium-driver packages. Elsewhere (macOS) the test says why it skips and the
+# page is still tested through Flask's client.
+browser:
+	@if [ "$(UNAME)" != Darwin ] && command -v apt-get >/dev/null; then \
+	  command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	    echo "installing: chromium chromium-driver (the governance page's browser test)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; \
+	fi
+
 # The peers the benchmarks compare against.
 bench-tools:
 	@if [ "$(UNAME)" != Darwin ]; then \
@@ -61,7 +72,7 @@ run: venv tools
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv tools
+test: venv tools browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "exporter_scrape": "bench.exporter_scrape",
     "detection_latency": "bench.detection_latency",
     "receiver": "bench.receiver",
+    "governance": "bench.governance",
 }
 
 

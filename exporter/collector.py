@@ -22,8 +22,8 @@ def build(snapshot: Snapshot) -> list[Metric]:
            "for a remote agent, 1 if its health endpoint answers HTTP.", labels=AGENT_LABELS)
     healthy = g("govheal_agent_healthy", "1 if the health check passes; equals govheal_agent_up without a check.",
                 labels=AGENT_LABELS)
-    enabled = g("govheal_agent_enabled", "1 if remediation is enabled for the agent (no pause or maintenance switch "
-                "in effect).", labels=AGENT_LABELS)
+    enabled = g("govheal_agent_enabled", "1 unless a maintenance switch is in effect for the agent (its alerts "
+                "fire; a paused agent stays 1).", labels=AGENT_LABELS)
     switch = g("govheal_agent_switch", "1 for each governance switch kind in effect for the agent, else 0.",
                labels=[*AGENT_LABELS, "kind"])
     start = g("govheal_agent_start_time_seconds", "Start time of the agent's process since the Unix epoch.",

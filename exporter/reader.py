@@ -18,7 +18,7 @@ from exporter.snapshot import AgentSnapshot, CollectorResult, ProcessReading, Sn
 from govheal.config import Agent, Config
 from govheal.matchers import MATCHERS, Match, Runner, ScanContext, run_command
 from govheal.probe import Prober, ProbeResult
-from govheal.switches import remediation_allowed
+from govheal.switches import in_service
 
 log = logging.getLogger("govheal.exporter")
 SUBPROCESS_MATCHERS = frozenset({"launchd", "systemd"})
@@ -84,7 +84,7 @@ class FleetReader:
             out.append(AgentSnapshot(
                 name=a.name, node=self.config.node_of(a), role=a.role, critical=a.critical,
                 matcher=a.process.kind if a.process else "remote",
-                enabled=self._enabled(a) and remediation_allowed(kinds),
+                enabled=self._enabled(a) and in_service(kinds),
                 process=processes.get(a.name), probe=probes.get(a.name),
                 read_errors=dict(self.errors[a.name]), switches=kinds,
             ))

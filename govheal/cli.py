@@ -22,6 +22,7 @@ PATH_ERRNOS = {errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISD
 
 COMMANDS: dict[str, str] = {
     "check": "govheal.commands.check",
+    "agents": "govheal.commands.agents",
     "up": "govheal.commands.up",
     "exporter": "exporter.cli",
     "restart": "remediator.cli",

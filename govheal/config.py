@@ -277,6 +277,20 @@ class AlertmanagerSpec(Strict):
         return v
 
 
+def known_zone(v: str | None) -> str | None:
+    """An IANA time zone name this machine knows (reports' slots, recurring switch windows), or None."""
+    if v is None:
+        return v
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Bangkok, Europe/Berlin or "
+                         "UTC") from None
+    return v
+
+
 # ---------------------------------------------------------------------------------------------
 # The daily ops cycle (govheal/report/) and deployment (govheal/deploy/)
 
@@ -339,15 +353,7 @@ class ReportsSpec(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Bangkok or UTC") from None
-        return v
+        return known_zone(v)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> ReportsSpec:
@@ -372,6 +378,34 @@ class DeploySpec(Strict):
     alertmanager_peers: list[str] = Field(default_factory=list, description="other Alertmanagers' IP:PORT")
 
 
+class AdminSpec(Strict):
+    """The governance page and API (docs/governance.md): tokens, session, links, switch defaults."""
+
+    token_file: str | None = Field(None, description="admin token: change switches, log in (or GOVHEAL_ADMIN_TOKEN)")
+    read_token_file: str | None = Field(None, description="read-only token for the page and GET /api/agents "
+                                        "(or GOVHEAL_READ_TOKEN)")
+    session_key_file: str | None = Field(None, description="Flask session key; default <state_dir>/admin_session.key, "
+                                         "created 0600")
+    session_lifetime: Duration = Field(43200.0, gt=0, le=30 * 86400)
+    page_url: HttpUrl | None = Field(None, description="the page as people reach it (links in silence comments); "
+                                     "default http://<listen.receiver>/ops/governance")
+    grafana_url: HttpUrl | None = Field(None, description="Grafana base URL for the board links")
+    alertmanager_url: HttpUrl | None = Field(None, description="Alertmanager as people reach it; default the first "
+                                             "of alertmanager.urls")
+    timezone: str | None = Field(None, description="zone of recurring windows without one; default the host's")
+    silence_horizon: Duration = Field(7 * 86400.0, ge=3600, le=90 * 86400,
+                                      description="silences of recurring windows are created this far ahead")
+    sync_interval: Duration = Field(5.0, ge=0.1, le=3600, description="retry pending silences this often")
+    refresh: Duration = Field(10.0, ge=1, le=3600, description="the page reloads itself this often")
+    prometheus_refresh: Duration = Field(5.0, ge=1, le=3600, description="health and uptime from Prometheus are "
+                                         "refreshed this often in the background (history: every 12 x this)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        return known_zone(v)
+
+
 class Config(Strict):
     node: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "localhost")
     state_dir: str = ".govheal/state"
@@ -385,6 +419,7 @@ class Config(Strict):
     alertmanager: AlertmanagerSpec = Field(default_factory=AlertmanagerSpec)
     reports: ReportsSpec = Field(default_factory=ReportsSpec)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    admin: AdminSpec = Field(default_factory=AdminSpec)
     agents: list[Agent] = Field(min_length=1)
 
     seams: ClassVar[Seams | None] = None  # set on the model build_config_model makes

@@ -2,7 +2,7 @@
 the same thing.
 
 A switch is typed (:class:`Switch`): a kind, who set it and why, when it starts and expires, an optional
-recurrence (stored, reserved for recurring windows; not interpreted yet), and the ids of the Alertmanager
+recurrence (in effect only inside its windows: govheal/governance/schedule.py), and the ids of the Alertmanager
 silences that carry it. What each kind means:
 
 =============  =============================  ======================================
@@ -13,7 +13,8 @@ kind           remediation (restarts)         notifications
 ``maintenance``  stopped                      silenced (Alertmanager silence)
 =============  =============================  ======================================
 
-An agent is *enabled* (``govheal_agent_enabled 1``) unless a pause or maintenance is in effect. Time is
+An agent is *enabled* (``govheal_agent_enabled 1``: its alerts fire) unless a maintenance is in effect; a
+paused agent stays enabled (alerts and messages go on) and the remediator skips it. Time is
 always passed in (``at``) or read from the injected clock: :func:`in_effect` and :func:`agent_enabled` are
 pure. Stored in the shared SQLite file (table ``gov_switches``, component ``switches``); the governance
 page, API and CLI are the writers to come (docs/architecture.md).
@@ -30,8 +31,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from govheal.governance import schedule
 from govheal.store import connect, migrate, tx
 
 
@@ -58,8 +60,16 @@ class Switch(BaseModel):
     reason: str = Field(min_length=1, description="why, in the owner's words")
     start: float = Field(description="seconds since the epoch")
     expiry: float | None = Field(None, description="seconds since the epoch; None = until removed")
-    recurrence: str | None = Field(None, description="reserved for recurring windows; stored, not interpreted yet")
+    recurrence: str | None = Field(None, description="recurring windows (govheal/governance/recurrence.py, "
+                                   "normalised); in effect only inside them")
     silence_ids: tuple[str, ...] = ()
+
+    @field_validator("recurrence")
+    @classmethod
+    def _recurrence_parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            schedule.compiled(v)  # RecurrenceError (a ValueError) says what is wrong
+        return v
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Switch:
@@ -68,7 +78,8 @@ class Switch(BaseModel):
         return self
 
     def in_effect(self, at: float) -> bool:
-        return self.start <= at and (self.expiry is None or at < self.expiry)
+        """Between start and expiry and, for a recurring switch, inside one of its windows."""
+        return schedule.in_effect(self, at)
 
 
 def in_effect(switches: Iterable[Switch], at: float) -> list[Switch]:
@@ -89,9 +100,15 @@ def remediation_allowed(kinds: Iterable[SwitchKind | str]) -> bool:
     return not (STOPS_REMEDIATION & {SwitchKind(k) for k in kinds})
 
 
+def in_service(kinds: Iterable[SwitchKind | str]) -> bool:
+    """Not in maintenance: its alerts fire (what ``govheal_agent_enabled`` publishes). A paused agent is in
+    service: its alerts and messages go on, only remediation stops (the remediator skips it)."""
+    return SwitchKind.MAINTENANCE not in {SwitchKind(k) for k in kinds}
+
+
 def agent_enabled(switches: Iterable[Switch], agent: str, at: float) -> bool:
-    """Remediation allowed for ``agent`` at ``at`` (what ``govheal_agent_enabled`` publishes)."""
-    return remediation_allowed(s.kind for s in in_effect(switches, at) if s.agent == agent)
+    """``govheal_agent_enabled`` for ``agent`` at ``at``: no maintenance in effect."""
+    return in_service(s.kind for s in in_effect(switches, at) if s.agent == agent)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -158,7 +158,40 @@ class Store:
             "ON CONFLICT(agent) DO UPDATE SET state=excluded.state, data=excluded.data",
             (agent, state.state, json.dumps(data)))
 
+    def circuits(self) -> dict[str, CircuitState]:
+        """Every stored circuit, by agent (one read for the governance page)."""
+        with self.lock:
+            rows = self.conn.execute("SELECT agent, data FROM rem_circuits").fetchall()
+        out = {}
+        for row in rows:
+            data = json.loads(row["data"])
+            data["attempts"] = tuple(data.get("attempts", ()))
+            out[row["agent"]] = CircuitState(**data)
+        return out
+
     # -- incidents ----------------------------------------------------------------------------------
+    def last_incidents(self) -> dict[str, dict]:
+        """The newest incident of every agent: status, outcome, reason, opened/updated (the page's "last")."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT i.* FROM rem_incidents i JOIN (SELECT agent, MAX(updated_at) AS u FROM rem_incidents "
+                "GROUP BY agent) m ON i.agent = m.agent AND i.updated_at = m.u").fetchall()
+        return {r["agent"]: dict(r) for r in rows}
+
+    def attempt_counts(self, since: float) -> dict[str, int]:
+        """Restarts govheal started per agent since ``since``."""
+        with self.lock:
+            rows = self.conn.execute("SELECT agent, COUNT(*) AS n FROM rem_attempts WHERE started_at >= ? "
+                                     "GROUP BY agent", (since,)).fetchall()
+        return {r["agent"]: int(r["n"]) for r in rows}
+
+    def outcome_counts(self, since: float) -> dict[str, int]:
+        """Finished incidents by outcome since ``since`` (heal success on the page)."""
+        with self.lock:
+            rows = self.conn.execute("SELECT outcome, COUNT(*) AS n FROM rem_incidents WHERE updated_at >= ? AND "
+                                     "outcome IS NOT NULL GROUP BY outcome", (since,)).fetchall()
+        return {r["outcome"]: int(r["n"]) for r in rows}
+
     def incident(self, agent: str, incident: str) -> Incident | None:
         with self.lock:
             row = self.conn.execute("SELECT * FROM rem_incidents WHERE agent = ? AND incident = ?",

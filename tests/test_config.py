@@ -14,6 +14,8 @@ from govheal.seams import load_config, parse_config
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 EXPECTED = {
+    "admin-timezone": "2: admin.timezone: unknown time zone 'Mars/Olympus'; use an IANA name such as Asia/Bangkok, Europe/Berlin or UTC",
+    "admin-unknown-key": "2: admin.token_fille: unknown key 'token_fille'; did you mean 'token_file'?",
     "alertmanager-bad-url": "2: alertmanager.urls[1]: 'ftp://127.0.0.1:9094' is not an http(s) URL with a host; write e.g. http://127.0.0.1:8001/health",
     "alertmanager-duplicate": "2: alertmanager.urls: 'http://127.0.0.1:9093/' is listed twice; list each Alertmanager once",
     "alertmanager-not-a-list": "1: alertmanager.urls: must be a list (got 'http://127.0.0.1:9093'); write e.g. [a, b]",

@@ -53,12 +53,13 @@ def test_a_switch_is_in_effect_from_its_start_until_its_expiry():
     assert forever.in_effect(T0 + 10**9)
 
 
-def test_pause_and_maintenance_disable_the_agent_mute_does_not():
-    assert not agent_enabled([switch(SwitchKind.PAUSE)], "A", T0)
+def test_maintenance_disables_the_agent_pause_and_mute_do_not():
+    # a paused agent keeps alerting (alerts and messages go on; the remediator skips it): enabled stays 1
+    assert agent_enabled([switch(SwitchKind.PAUSE)], "A", T0), "pause: alerts and messages go on"
     assert not agent_enabled([switch(SwitchKind.MAINTENANCE)], "A", T0)
     assert agent_enabled([switch(SwitchKind.MUTE)], "A", T0), "mute silences notifications; healing goes on"
-    assert agent_enabled([switch(SwitchKind.PAUSE)], "B", T0), "another agent's switch"
-    assert agent_enabled([switch(SwitchKind.PAUSE)], "A", T0 + 60), "expired"
+    assert agent_enabled([switch(SwitchKind.MAINTENANCE)], "B", T0), "another agent's switch"
+    assert agent_enabled([switch(SwitchKind.MAINTENANCE)], "A", T0 + 60), "expired"
 
 
 def test_kinds_in_effect_per_agent():
@@ -85,14 +86,16 @@ def test_the_store_keeps_every_field_across_reopening(tmp_path: Path):
     db = tmp_path / "govheal.sqlite3"
     clock = Clock()
     store = SwitchStore(connect(db), clock=clock)
-    kept = store.add(switch(SwitchKind.MAINTENANCE, recurrence="Sun 02:00-03:00"))
+    kept = store.add(switch(SwitchKind.MAINTENANCE, recurrence="Sun 02:00 for 1h UTC"))
     assert kept.id is not None
     store.set_silences(kept.id, ["5c0f-silence-1", "5c0f-silence-2"])
     store.conn.close()
     again = SwitchStore(connect(db), clock=clock)
     (back,) = again.all("A")
     assert back == kept.model_copy(update={"silence_ids": ("5c0f-silence-1", "5c0f-silence-2")})
-    assert not again.enabled("A") and again.in_effect() == [back]
+    # a recurring switch is in effect only inside its windows (govheal/governance/schedule.py)
+    inside = back.in_effect(clock.t)
+    assert again.enabled("A") is not inside and again.in_effect() == ([back] if inside else [])
     clock.t = T0 + 61
     assert again.enabled("A") and again.in_effect() == [], "the injected clock decides what is in effect"
     assert again.remove(back.id) and not again.remove(back.id)
@@ -170,11 +173,11 @@ def test_a_real_exporter_reads_a_switch_written_while_it_runs(tmp_path: Path):
         line = proc.stdout.readline()
         url = line.split("metrics on ")[1].strip()
         assert 'govheal_agent_enabled{agent="A",node="n1"} 1.0' in http_get(url)[1]
-        SwitchStore(connect(db_path(cfg.state_path))).add(switch(SwitchKind.PAUSE, start=time.time() - 1,
+        SwitchStore(connect(db_path(cfg.state_path))).add(switch(SwitchKind.MAINTENANCE, start=time.time() - 1,
                                                                  expiry=time.time() + 600))
         wait_until(lambda: 'govheal_agent_enabled{agent="A",node="n1"} 0.0' in http_get(url)[1], 10,
-                   what="the pause published")
-        assert 'govheal_agent_switch{agent="A",kind="pause",node="n1"} 1.0' in http_get(url)[1]
+                   what="the maintenance published")
+        assert 'govheal_agent_switch{agent="A",kind="maintenance",node="n1"} 1.0' in http_get(url)[1]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

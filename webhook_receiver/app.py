@@ -84,6 +84,7 @@ class Services:
     state: State
     unknown_agents: UnknownAgents
     owns_state: bool = False
+    governance: Any = None  # webhook_receiver.governance.Parts: page, API, silence loop
 
     def start(self) -> None:
         try:
@@ -98,6 +99,8 @@ class Services:
         self.dispatcher.start()
         self.deadman.start()
         self.watch.start()
+        if self.governance is not None:
+            self.governance.start()
 
     def count_server_error(self, path: str, status: int) -> None:
         """An answer the HTTP server gave itself (waitress: body over the limit, headers too large)."""
@@ -108,6 +111,8 @@ class Services:
         """Graceful: finish what workers hold (bounded), flush the bridge, close the remediator."""
         self.deadman.stop()
         self.watch.stop()
+        if self.governance is not None:
+            self.governance.stop()
         self.dispatcher.stop(timeout)
         for part in (self.bridge, self.remediator):
             closer = getattr(part, "stop", None) or getattr(part, "close", None)
@@ -261,7 +266,8 @@ def readyz() -> Any:
 def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, state: State | None = None,
                clock: Callable[[], float] = time.time, registry: CollectorRegistry | None = None,
                token: str | None = None, start: bool = True,
-               alertmanager_probe: Callable[[], Probe] | None = None) -> Flask:
+               alertmanager_probe: Callable[[], Probe] | None = None,
+               governance: dict[str, Any] | None = None) -> Flask:
     """Build the receiver. Missing collaborators are built from ``config`` (the real remediator and bridge).
 
     ``state``: the process's state object (``govheal receiver`` opens it once and locks the state dir);
@@ -270,6 +276,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     drive dispatch by hand. ``alertmanager_probe``: how the Alertmanager watch asks whether Alertmanager
     answers (default: the Alertmanagers the config knows, through the client).
     """
+    from webhook_receiver import governance as gov
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     owns_state = state is None
@@ -287,8 +294,13 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     send_direct = getattr(bridge, "send_direct", bridge.notify)
     canary = Canary(state.connection(CANARY), send_direct, sink=config.state_path / "canary-sink.jsonl",
                     clock=clock)
-    dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=bridge, metrics=metrics, clock=clock,
-                            canary=canary)
+    token = token if token is not None else load_token(config)
+    holder: dict[str, Services] = {}
+    parts = gov.build(config, clock=clock, webhook_token=token, store=getattr(remediator, "store", None),
+                      feed=gov.make_feed(lambda: holder["svc"]), audit=getattr(remediator, "audit", None),
+                      **(governance or {}))
+    dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=gov.filtered(bridge, parts),
+                            metrics=metrics, clock=clock, canary=canary)
     registry.register(ReportCollector(SlotStore(state.connection(SLOTS), clock=clock)))  # govheal_daily_report_*
     deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
     watch = AlertmanagerWatch(config, inbox, send_direct, alertmanager_probe or alertmanager_health(config),
@@ -296,8 +308,9 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     registry.register(WatchCollector(watch))
     svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, watch=watch, metrics=metrics,
                    registry=registry, remediator=remediator, bridge=bridge,
-                   token=token if token is not None else load_token(config), clock=clock, state=state,
-                   unknown_agents=UnknownAgents(config, clock), owns_state=owns_state)
+                   token=token, clock=clock, state=state, unknown_agents=UnknownAgents(config, clock),
+                   owns_state=owns_state, governance=parts)
+    holder["svc"] = svc
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.receiver.max_body_bytes
@@ -307,6 +320,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     app.register_blueprint(webhook)
     app.register_blueprint(health)
     app.register_blueprint(ops)
+    gov.install(app, parts)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -1,0 +1,178 @@
+"""``/ops/governance`` and ``/api/agents`` latency with 6 and 100 agents, 20 concurrent clients (issue 9).
+
+The real ``govheal receiver`` (waitress, 8 threads) serves a fleet of N remote agents with switches on
+every fifth agent (some with recurring windows and pending silences: no Alertmanager is configured, the
+worst case for the page's silence column) and a remediation history. A load generator in its own
+process keeps 20 HTTP/1.1 keep-alive clients busy (closed loop), the page with a logged-in session
+cookie, the API with the read token. Target: p99 ≤ 25 ms at 100 agents (the user's bound: 250 ms).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from bench.receiver import _free_port, _pct
+
+TOKEN = "bench-webhook-token-not-a-secret"  # noqa: S105 - throwaway tokens for a loopback benchmark
+ADMIN = "bench-admin-token-not-a-secret"
+READ = "bench-read-token-not-a-secret"
+CLIENTS = 20
+ROLES = ("gateway", "worker", "ops-cycle", "bridge")
+
+
+def config_text(n: int) -> str:
+    lines = ["node: bench", "state_dir: state", "receiver: {workers: 4, threads: 8, deadman_timeout: 1h}",
+             "admin: {sync_interval: 60s}", "agents:"]
+    for i in range(n):
+        lines.append(f'  - {{name: A{i:03d}, role: {ROLES[i % len(ROLES)]}, health: {{url: "http://127.0.0.1:9/h"}}}}')
+    return "\n".join(lines) + "\n"
+
+
+def seed(cfg: Path, n: int) -> None:
+    """Switches on every fifth agent and a healed incident on every third, written as the CLI would."""
+    from govheal.governance.service import Governance
+    from govheal.seams import load_config
+    from govheal.store import connect, db_path
+    from remediator.store import Store
+
+    config = load_config(cfg)
+    gov = Governance(config, connect(db_path(config.state_path)), alertmanager=None, clock=time.time)
+    for i in range(0, n, 5):
+        kind = ("pause", "mute", "maintenance")[i % 3]
+        every = "Sundays 02:00 for 1h UTC" if i % 10 == 0 else None
+        gov.set(f"A{i:03d}", kind, owner="bench", reason="benchmark switch", via="cli",
+                duration=None if every else 7200, every=every)
+    store = Store(db_path(config.state_path))
+    now = time.time()
+    for i in range(0, n, 3):
+        store.open_incident(f"A{i:03d}", f"fp{i}:t", now - 600, 100 + i, "AgentDown firing", "alertmanager")
+        store.finish_incident(f"A{i:03d}", f"fp{i}:t", "healed", now - 590)
+    store.close()
+    gov.conn.close()
+
+
+def start(tmp: Path, n: int) -> tuple[subprocess.Popen, int]:
+    cfg = tmp / "govheal.yaml"
+    cfg.write_text(config_text(n))
+    seed(cfg, n)
+    port = _free_port()
+    env = {**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN, "GOVHEAL_ADMIN_TOKEN": ADMIN, "GOVHEAL_READ_TOKEN": READ}
+    log = open(tmp / "receiver.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "govheal", "receiver", "--config", str(cfg), "--listen",
+                             f"127.0.0.1:{port}", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"receiver did not become ready; see {tmp / 'receiver.log'}")
+
+
+def login(port: int) -> str:
+    """A session cookie for the page (the login form, as a browser does it)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/ops/governance/login")
+    resp = c.getresponse()
+    html = resp.read().decode()
+    cookie = resp.headers["Set-Cookie"].split(";", 1)[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    form = urllib.parse.urlencode({"name": "bench", "token": ADMIN, "csrf": csrf, "next": ""})
+    c.request("POST", "/ops/governance/login", body=form,
+              headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    resp = c.getresponse()
+    resp.read()
+    c.close()
+    if resp.status != 302:
+        raise RuntimeError(f"login failed: HTTP {resp.status}")
+    return resp.headers["Set-Cookie"].split(";", 1)[0]
+
+
+def load(port: int, path: str, header: str, value: str, count: int, seconds: float) -> dict:
+    """``CLIENTS`` closed-loop keep-alive clients, ``count`` requests each at most, for at most ``seconds``."""
+    lat: list[list[float]] = [[] for _ in range(CLIENTS)]
+    errors = [0] * CLIENTS
+    deadline = time.monotonic() + seconds
+
+    def worker(w: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            try:
+                c.request("GET", path, headers={header: value})
+                resp = c.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except OSError:
+                ok = False
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            lat[w].append(time.perf_counter() - t0)
+            errors[w] += not ok
+        c.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(CLIENTS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"n": sum(map(len, lat)), "wall": wall, "errors": sum(errors), "lat": sorted(x for xs in lat for x in xs)}
+
+
+def _run_load(port: int, path: str, header: str, value: str, count: int, seconds: float) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.governance", "load", str(port), path, header, value, str(count),
+                          str(seconds)], capture_output=True, text=True, timeout=seconds + 60, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(out.stdout)
+
+
+def run(quick: bool) -> str:
+    count, seconds = (20, 10.0) if quick else (100, 30.0)
+    rows = ["| agents | endpoint | clients | requests | errors | req/s | p50 ms | p99 ms | max ms | target |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for n in (6, 100):
+        with tempfile.TemporaryDirectory(prefix="govheal-bench-governance-") as d:
+            proc, port = start(Path(d), n)
+            try:
+                cookie = login(port)
+                for path, header, value in (("/ops/governance", "Cookie", cookie),
+                                            ("/api/agents", "Authorization", f"Bearer {READ}")):
+                    _run_load(port, path, header, value, 5, 5)  # warm-up
+                    r = _run_load(port, path, header, value, count, seconds)
+                    lat = r["lat"]
+                    p99 = _pct(lat, 99) * 1000
+                    target = f"p99 ≤ 25 ms: {'met' if p99 <= 25 else 'missed'}" if n == 100 else ""
+                    rows.append(f"| {n} | `{path}` | {CLIENTS} | {r['n']} | {r['errors']} | {r['n'] / r['wall']:.0f} |"
+                                f" {_pct(lat, 50) * 1000:.1f} | {p99:.1f} | {lat[-1] * 1000:.1f} | {target} |")
+            finally:
+                proc.terminate()
+                proc.wait(15)
+    load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return "\n".join([f"load average at the end: {load_avg}", "", *rows])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "load":
+        port, path, header, value, count, seconds = sys.argv[2:8]
+        print(json.dumps(load(int(port), path, header, value, int(count), float(seconds))))
+    else:
+        print(run(quick="--quick" in sys.argv))
