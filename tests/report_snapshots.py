@@ -83,8 +83,9 @@ def failing() -> Snapshot:
         remediation=Remediation(healed=4, failed=1, ttr_mean=3.1, ttr_p50=1.5, ttr_p99=9.0),
         canary=canary(deliveries=(CanaryDelivery("discord", "sent", T0 + 5.6),
                                   CanaryDelivery("telegram", "queued", None, "HTTP 502"))),
-        ui=UiProbe("http://127.0.0.1:9827/ops/governance", False, 404, tuple([0.002] * 20),
-                   measured_url="http://127.0.0.1:9827/healthz"),
+        ui=UiProbe("http://127.0.0.1:9827/ops/governance", False, 401, (),
+                   error="the page refused the report's token (HTTP 401 at login): it must be the receiver's read "
+                         "or admin token (reports.ui_token_file, admin.read_token_file)"),
         steps=(*s.steps, StepResult("backup", ("/usr/local/bin/backup",), "/Users/ops", 60.0, None, 60.0,
                                     "timed out after 60 s (killed)", "copying...")),
         destination=Destination("/Volumes/Ext/02luka/reports", "/Users/ops/.govheal/state/reports-pending",

@@ -38,18 +38,18 @@ def test_the_ui_must_answer_under_250_ms_at_the_99th_percentile(p99, ok) -> None
     assert crit(s, "ui_latency").passed is ok
 
 
-def test_a_missing_governance_page_is_a_fail_with_its_reason_never_a_pass() -> None:
-    s = dataclasses.replace(passing(), ui=UiProbe("http://x/ops/governance", False, 404, (0.001,) * 20,
-                                                  measured_url="http://x/healthz"))
-    c = crit(s, "ui_latency")
-    assert not c.passed and c.measured == "pending: page not built" and "http://x/healthz" in c.detail
-
-
-def test_an_unreachable_ui_is_not_measured() -> None:
-    s = dataclasses.replace(passing(), ui=UiProbe("http://x/ops/governance", False, None, (),
-                                                  error="unreachable (ConnectionError)"))
-    c = crit(s, "ui_latency")
-    assert not c.passed and "unreachable" in c.measured
+@pytest.mark.parametrize("probe", [
+    UiProbe("http://x/ops/governance", False, 401, (), error="the page refused the report's token (HTTP 401 at "
+            "login)"),
+    UiProbe("http://x/ops/governance", False, None, (), error="unreachable (ConnectionError)"),
+    UiProbe("http://x/ops/governance", False, 302, (0.001,) * 5, error="the page sent the logged-in report to "
+            "/ops/governance/login (HTTP 302)"),  # fast answers that are not the page: still no pass
+    UiProbe("http://x/ops/governance", True, 200, ()),
+], ids=["refused", "unreachable", "redirected", "no-sample"])
+def test_a_page_that_was_not_measured_is_a_fail_with_its_reason_never_a_pass(probe) -> None:
+    c = crit(dataclasses.replace(passing(), ui=probe), "ui_latency")
+    assert not c.passed and c.value is None
+    assert c.measured == "not measured" and c.detail == f"http://x/ops/governance: {probe.error or 'no sample'}"
 
 
 def test_alert_delivery_takes_the_worst_of_the_canary_and_the_window_p99() -> None:

@@ -65,7 +65,7 @@ def test_a_failing_catch_up_names_what_failed_and_how_late_it_is() -> None:
                                "step backup"}
     assert "CATCH-UP: this slot ran 2h30m00s late" in text
     assert "Missed: 2026-11-30_21" in text
-    assert "pending: page not built" in text
+    assert "governance UI latency: http://127.0.0.1:9827/ops/governance: the page refused the report's token" in text
     assert "volume /Volumes/Ext is not mounted" in text
     assert "telegram: queued" in text and "FAIL backup" in text
 

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import requests
 
@@ -203,51 +204,103 @@ def _incidents(prom: Prometheus, window: Window, wanted: set[tuple[str, str]]) -
 # ---------------------------------------------------------------------------------------------- the UI
 
 
-def ui_probe(url: str, token: str | None, session: requests.Session | None = None, samples: int = UI_SAMPLES,
-             clock: Callable[[], float] = time.perf_counter) -> UiProbe:
-    """``samples`` sequential GETs of the governance page (one warm-up first); on 404 the receiver's /healthz
-    is measured instead and the page is reported missing (a FAIL, never a pass)."""
-    http = session or requests.Session()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+UI_TIMEOUT = (1.0, 5.0)  # connect, read
+UI_LOGIN_NAME = "govheal-report"  # the name the report logs in to the page with (it changes nothing)
 
-    def measure(target: str) -> tuple[int | None, list[float], str]:
-        times: list[float] = []
-        status = None
+
+class _HiddenField(HTMLParser):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name, self.value = name, None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "input" and a.get("name") == self.name and self.value is None:
+            self.value = a.get("value")
+
+
+def _hidden(html: str, name: str) -> str | None:
+    parser = _HiddenField(name)
+    parser.feed(html)
+    return parser.value
+
+
+def ui_probe(url: str, token: str | None, *, no_token: str = "", session: requests.Session | None = None,
+             samples: int = UI_SAMPLES, clock: Callable[[], float] = time.perf_counter) -> UiProbe:
+    """Log in to the governance page the way its readers do (``<url>/login``: a name, the read or admin
+    token and the form's CSRF token; the page takes no bearer token), then ``samples`` sequential views of
+    the page with that session (one warm-up first), redirects not followed.
+
+    Anything but the page itself is an error and the criterion FAILs with it, never passes: no token, a
+    refused login, a redirect (to the login page), another status, nobody listening.
+    """
+    if not token:
+        return UiProbe(url, False, None, (), error=no_token or "no token to log in to the page with")
+    http = session or requests.Session()  # its own cookie jar: the session cookie lives in it
+    login = url.rstrip("/") + "/login"
+    times: list[float] = []
+
+    def failed(status: int | None, why: str) -> UiProbe:
+        return UiProbe(url, False, status, tuple(times), error=why)
+
+    try:
+        form = http.get(login, timeout=UI_TIMEOUT, allow_redirects=False)
+        if form.status_code == 404:
+            return failed(404, f"{login} answered HTTP 404: no governance page there (is reports.ui_url the "
+                               "receiver's /ops/governance?)")
+        csrf = _hidden(form.text, "csrf") if form.status_code == 200 else None
+        if not csrf:
+            return failed(form.status_code, f"{login} answered HTTP {form.status_code} without a login form")
+        resp = http.post(login, data={"name": UI_LOGIN_NAME, "token": token, "csrf": csrf, "next": ""},
+                         timeout=UI_TIMEOUT, allow_redirects=False)
+        if resp.status_code == 401:
+            return failed(401, "the page refused the report's token (HTTP 401 at login): it must be the "
+                               "receiver's read or admin token (reports.ui_token_file, admin.read_token_file)")
+        if resp.status_code not in (302, 303):
+            return failed(resp.status_code, f"login at {login} answered HTTP {resp.status_code}")
         for i in range(samples + 1):
             t0 = clock()
-            try:
-                resp = http.get(target, headers=headers, timeout=(1.0, 5.0))
-            except requests.RequestException as exc:
-                return None, times, f"{type(exc).__name__}"
+            resp = http.get(url, timeout=UI_TIMEOUT, allow_redirects=False)
             elapsed = clock() - t0
-            status = resp.status_code
-            if status >= 400:
-                return status, times, ""
-            if i:  # the first request opens the connection: not what a page view costs
+            if resp.is_redirect:
+                return failed(resp.status_code, f"the page sent the logged-in report to "
+                                                f"{resp.headers.get('Location', '?')} (HTTP {resp.status_code})")
+            if resp.status_code != 200:
+                return failed(resp.status_code, f"the page answered HTTP {resp.status_code}")
+            if i:  # the first view fills the page's cache and the connection: not what a view costs
                 times.append(elapsed)
-        return status, times, ""
-
-    status, times, error = measure(url)
-    if error:
-        return UiProbe(url, False, None, (), error=f"unreachable ({error})")
-    if status == 404:
-        base = url.split("/ops/")[0] if "/ops/" in url else url.rsplit("/", 1)[0]
-        fallback = base + "/healthz"
-        _, times, error = measure(fallback)
-        return UiProbe(url, False, 404, tuple(times), measured_url=fallback, error=error)
-    if status is not None and status >= 400:
-        return UiProbe(url, True, status, (), error=f"HTTP {status}")
-    return UiProbe(url, True, status, tuple(times))
+    except requests.RequestException as exc:
+        return failed(None, f"unreachable ({type(exc).__name__})")
+    return UiProbe(url, True, 200, tuple(times))
 
 
-def ui_token(config: Config) -> str | None:
-    spec = config.reports
-    if spec.ui_token_file:
-        try:
-            return config.path(spec.ui_token_file).read_text().strip() or None
-        except OSError:
-            return None
-    return os.environ.get("GOVHEAL_READ_TOKEN") or os.environ.get("GOVHEAL_ADMIN_TOKEN")
+def ui_token(config: Config) -> tuple[str | None, str]:
+    """The token the report logs in with, or None and why there is none. The read token first (the report
+    only reads): reports.ui_token_file, else admin.read_token_file, $GOVHEAL_READ_TOKEN, admin.token_file,
+    $GOVHEAL_ADMIN_TOKEN."""
+    sources = (("reports.ui_token_file", config.reports.ui_token_file, None),
+               ("admin.read_token_file", config.admin.read_token_file, "GOVHEAL_READ_TOKEN"),
+               ("admin.token_file", config.admin.token_file, "GOVHEAL_ADMIN_TOKEN"))
+    for key, spec, env in sources:
+        if spec:
+            path = config.path(spec)
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                return None, f"{key} {path} cannot be read ({getattr(exc, 'strerror', None) or exc})"
+            if not value:
+                return None, f"{key} {path} is empty"
+            return value, ""
+        if env and os.environ.get(env, "").strip():
+            return os.environ[env].strip(), ""
+    return None, ("no token to log in to the page with: set reports.ui_token_file (or admin.read_token_file) to "
+                  "the receiver's read token, or GOVHEAL_READ_TOKEN")
+
+
+def ui(config: Config) -> UiProbe:
+    """The governance page measured the way a reader sees it (:func:`ui_probe`)."""
+    token, why = ui_token(config)
+    return ui_probe(ui_url(config), token, no_token=why)
 
 
 def ui_url(config: Config) -> str:

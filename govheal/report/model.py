@@ -161,11 +161,12 @@ class Canary:
 
 @dataclass(frozen=True)
 class UiProbe:
+    """The governance page as a logged-in reader sees it; ``error`` says why it was not (then it FAILs)."""
+
     url: str
-    present: bool  # the page answered (not 404)
-    status: int | None
-    samples: tuple[float, ...]  # seconds per request
-    measured_url: str = ""  # what was measured instead when the page is missing
+    present: bool  # the page itself answered (logged in, HTTP 200), not the login page or an error
+    status: int | None  # the last HTTP status seen (None: nobody answered)
+    samples: tuple[float, ...]  # seconds per page view
     error: str = ""
 
     @property

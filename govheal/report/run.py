@@ -193,7 +193,7 @@ class DailyRun:
             ams = alertmanager_urls(cfg, self.opts)
             canary = src.canary(cfg, ams, cid) if src.canary is not None else \
                 canary_mod.run(cfg, ams, self.conn, cid, session=src.session)  # real time: the receiver's
-        ui = src.ui(cfg) if src.ui is not None else fetch.ui_probe(fetch.ui_url(cfg), fetch.ui_token(cfg))
+        ui = src.ui(cfg) if src.ui is not None else fetch.ui(cfg)
         switches, note = fetch.switches(self.conn, plan.window_end)
         ran = src.steps(cfg)
         shown = display_url(prom_url) if prom_url else ""
