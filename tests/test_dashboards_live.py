@@ -6,8 +6,8 @@ crashes one agent and hangs another (SIGSTOP); the receiver's remediator restart
 outcome and delivery panels have data. Then every target's expression, with the board's variables set to
 All (and $__rate_interval to 1m), runs as Grafana would run it (instant or range) and must return a
 finite value: no panel would show "No data". Series whose producer has not landed are listed in
-govheal/names.py (pending, with the reason; none since the daily report of issue 11 landed); their panels
-must be empty, and the test says so. Prometheus is queried through govheal/client.py.
+govheal/names.py (pending, with the reason); no panel may read one (none has since the daily report of
+issue 11 landed), so every panel is held to returning data. Prometheus is queried through govheal/client.py.
 
 Deliberate difference from `govheal up`: the rule groups' `interval: 1m` is dropped, so the day-long
 recording rules are evaluated every second instead of once a minute (with the shipped cadence the first
@@ -206,20 +206,12 @@ def test_every_panel_query_returns_data(with_data):
     print(f"every panel had data {with_data.waited:.1f}s after the stack was ready")
 
 
-@pytest.mark.parametrize("query", [q for q in QUERIES if pending_series(q)], ids=lambda q: q.id)
-def test_panels_of_pending_series_are_empty_and_say_why(with_data, query):
-    """The short allowlist in govheal/names.py: these series do not exist yet. When one appears, this fails:
-    remove its `pending` note so the panel is held to returning data like every other."""
-    present = names_in_prometheus(with_data.prometheus)
-    for name in pending_series(query):
-        reason = names.BY_NAME[name].pending
-        assert name not in present, f"{name} exists now ({reason} has landed): drop its pending note"
-    assert run(with_data.prometheus, query, with_data.started) == []
-
-
-def test_the_pending_allowlist_is_what_we_expect(with_data):
+def test_no_panel_reads_a_pending_series():
+    """Every panel is held to returning data (test_every_panel_query_returns_data): none may read a series
+    govheal/names.py marks pending (not emitted yet), which would exempt it. The last ones, the daily
+    report's, landed with issue 11."""
     pending = {q.id: sorted(pending_series(q)) for q in QUERIES if pending_series(q)}
-    assert pending == {}, "the daily report (issue 11) has landed: nothing a panel reads is pending"
+    assert pending == {}, f"panels reading series nothing emits yet: {pending}"
 
 
 def test_every_metric_a_query_names_exists_in_prometheus(with_data):
