@@ -65,7 +65,39 @@ class PromStats:
 
 
 def _rng(seconds: float) -> str:
-    return f"{max(1, math.ceil(seconds))}s"
+    """A range selector over exactly ``seconds`` (Prometheus's resolution is the millisecond). Rounding the
+    window up to whole seconds counted up to a second of samples from before the window."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+Edge = tuple[float, float]  # (time, value) of one sample
+
+
+def step_seconds(count: float, total: float, step: float, start: float, end: float, first: Edge | None,
+                 last: Edge | None) -> tuple[float, float]:
+    """(seconds seen, seconds weighted by the value) of a step series over [start, end].
+
+    A sample stands for the step before it (the rule evaluated what the last scrape saw), so counting
+    samples is exact only inside the window: the first sample's step begins up to one step before
+    ``start`` (that part is cut off) and the last one's ends up to one step before ``end`` (its value
+    holds until ``end``: the next evaluation is not due yet). Without these two edges a count is off by up
+    to a step at each end of the window, whatever it measures.
+    """
+    seen, weighted = count * step, total * step
+    if first is not None and start <= first[0] < start + step:
+        cut = step - (first[0] - start)
+        seen, weighted = seen - cut, weighted - cut * first[1]
+    if last is not None and end - step < last[0] <= end:
+        tail = end - last[0]
+        seen, weighted = seen + tail, weighted + tail * last[1]
+    return max(0.0, seen), max(0.0, weighted)
+
+
+def _edges(prom: Prometheus, series: str, at: float) -> dict[tuple[str, str], Edge]:
+    """The newest sample at or before ``at`` of each ``series``: its own time and its value."""
+    times = {_key(s.labels): s.value for s in prom.query(f"timestamp({series})", at)}
+    return {_key(s.labels): (times[_key(s.labels)], s.value) for s in prom.query(series, at)
+            if _key(s.labels) in times}
 
 
 def _key(labels: Mapping[str, str]) -> tuple[str, str]:
@@ -100,11 +132,18 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
     def q(expr: str) -> list[Row]:
         return vector(prom, expr, end)
 
+    def timed(series: str, weighted: bool = False) -> dict[tuple[str, str], tuple[float, float]]:
+        """Per label set (agent, node): seconds seen and (``weighted``) seconds x value, edges exact."""
+        counts = {_key(lab): v for lab, v in q(f"count_over_time({series}[{w}])")}
+        sums = {_key(lab): v for lab, v in q(f"sum_over_time({series}[{w}])")} if weighted else counts
+        first, last = _edges(prom, series, start + step), _edges(prom, series, end)
+        return {k: step_seconds(c, sums.get(k, 0.0), step, start, end, first.get(k), last.get(k))
+                for k, c in counts.items()}
+
     try:
-        observed = {_key(lab): v for lab, v in q(f"count_over_time({n.REPORT_HEALTHY_STEP}[{w}])")}
-        healthy = {_key(lab): v for lab, v in q(f"sum_over_time({n.REPORT_HEALTHY_STEP}[{w}])")}
-        maint = {_key(lab): v for lab, v in q(f"count_over_time({n.REPORT_MAINTENANCE_STEP}[{w}])")}
-        seen = q(f'count_over_time({n.REPORT_EXPORTER_UP_STEP}{{node="{node}"}}[{w}])')
+        healthy_step = timed(str(n.REPORT_HEALTHY_STEP), weighted=True)
+        maint = {k: v[0] for k, v in timed(str(n.REPORT_MAINTENANCE_STEP)).items()}
+        seen = timed(f'{n.REPORT_EXPORTER_UP_STEP}{{node="{node}"}}').get(("", node))
         # A (re)start is a new value of the process start time. changes() misses the one between the last
         # sample before the window and the first inside it: a first value that is itself a start time inside
         # the window is that (re)start (start times only grow).
@@ -123,10 +162,10 @@ def prometheus_stats(prom: Prometheus, config: Config, start: float, end: float)
     except ServerError as exc:
         stats.problems.append(str(exc))
         return stats
-    stats.node_seen = seen[0][1] * step if seen else 0.0
+    stats.node_seen = seen[0] if seen else 0.0
     stats.agents = tuple(AgentStats(
-        name=name, node=n, window=window.seconds, observed=observed.get((name, n), 0.0) * step,
-        healthy=healthy.get((name, n), 0.0) * step, maintenance=maint.get((name, n), 0.0) * step,
+        name=name, node=n, window=window.seconds, observed=healthy_step.get((name, n), (0.0, 0.0))[0],
+        healthy=healthy_step.get((name, n), (0.0, 0.0))[1], maintenance=maint.get((name, n), 0.0),
         restarts=round(restarts.get((name, n), 0.0)), govheal_restarts=round(ours.get((name, n), 0.0)),
         circuit=circuit.get((name, n)), circuit_opened=(name, n) in opened)
         for name, n in sorted(wanted, key=lambda k: [a.name for a in config.agents].index(k[0])))
