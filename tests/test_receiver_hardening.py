@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -175,22 +176,23 @@ def test_a_connection_that_never_finishes_its_request_is_closed_after_request_ti
         s.close()
 
 
-def post_raw(port: int, head: bytes, chunks: list[bytes]) -> tuple[int, dict]:
-    """Send a request, tolerating the server answering (and closing) before the body is all sent."""
+def post_raw(port: int, head: bytes, chunks: list[bytes], pause_after_answer: bool = False) -> tuple[int, dict]:
+    """Send a whole request the way most clients do (all of it, then read the answer), strictly: the
+    server answering early must neither break the sending nor reset the connection before the answer is
+    read (it closes lingering). ``pause_after_answer``: once the answer is here, wait before sending the
+    rest, so a server that closes at once has closed by then."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         s.sendall(head)
-        for chunk in chunks:
-            try:
-                s.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-        with contextlib.suppress(OSError):  # the server may have closed already
-            s.shutdown(socket.SHUT_WR)
+        for i, chunk in enumerate(chunks):
+            s.sendall(chunk)
+            if pause_after_answer and i == 0:
+                select.select([s], [], [], 5)  # the early answer has arrived
+                time.sleep(0.3)
+        s.shutdown(socket.SHUT_WR)
         data = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := s.recv(65536):
-                data += chunk
+        while chunk := s.recv(65536):
+            data += chunk
     finally:
         s.close()
     head_text, _, payload = data.partition(b"\r\n\r\n")
@@ -213,6 +215,21 @@ def test_a_body_over_the_limit_gets_the_same_json_413_at_every_size(receiver: Li
         parts = [data[i:i + 65536] for i in range(0, size, 65536)]
     status, answer = post_raw(receiver.port, head, parts)
     assert (status, answer) == (413, {"error": f"body larger than receiver.max_body_bytes ({LIMIT} bytes)"})
+    assert http_get(f"{receiver.url}/healthz")[0] == 200
+
+
+def test_a_client_still_sending_its_body_after_the_early_413_reads_the_413_not_a_reset(
+        receiver: LiveReceiver) -> None:
+    """waitress answers 413 after the headers; the client goes on sending (the body arrives after the
+    answer) and only then reads. A plain close with that body unread resets the connection (the client
+    gets ECONNRESET/EPIPE); the lingering close drains it, so the client reads the JSON 413 and the end."""
+    size = 2 * LIMIT
+    head = (b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % size
+            + f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\r\n".encode())
+    parts = [b"x" * 65536 for _ in range(size // 65536)]
+    for _ in range(3):
+        status, answer = post_raw(receiver.port, head, parts, pause_after_answer=True)
+        assert (status, answer) == (413, {"error": f"body larger than receiver.max_body_bytes ({LIMIT} bytes)"})
     assert http_get(f"{receiver.url}/healthz")[0] == 200
 
 

@@ -17,7 +17,13 @@ slot forever and nobody else gets in. Here:
   local attacker could bind any loopback address anyway).
 
 Errors waitress answers itself (a body over the limit, oversized headers, a malformed request) use the
-receiver's JSON shape ``{"error": "..."}``, so a client sees one shape at every size.
+receiver's JSON shape ``{"error": "..."}``, so a client sees one shape at every size. waitress answers them
+as soon as it knows (a 413 right after the headers), while the client is still sending the body; closing
+then, with that body unread, makes the kernel reset the connection, and a client that reads its answer
+only after sending everything (most do) gets "connection reset" instead of the 413. So the connection
+closes lingering: after the answer the write side is shut down (the client sees the end of the answer)
+and what still arrives is read and discarded, for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``, until
+the client closes its side; only then is the socket closed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import ipaddress
 import json
 import logging
 import resource
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +50,9 @@ log = logging.getLogger("govheal.receiver.server")
 CLEANUP_INTERVAL = 1  # seconds between sweeps for slow requests (waitress: 30)
 IDLE_TIMEOUT = 120  # an idle keep-alive connection (no request in progress) is closed after this
 FD_RESERVE = 64  # descriptors kept for the state file, logs, outgoing HTTP, subprocesses
+LINGER_SECONDS = 5.0  # a lingering close discards the rest of a refused request for at most this long
+LINGER_BYTES = 64 * 1024 * 1024  # ... and at most this much of it
+LINGER_CHUNK = 256 * 1024
 
 
 def _loopback(host: str) -> bool:
@@ -67,15 +77,20 @@ class JsonErrorTask(ErrorTask):
         self.status = f"{e.code} {e.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
+        self.channel.linger_on_close = True  # the rest of the request may still be on its way
         self.content_length = len(body)
         self.write(body)
         server.on_error(getattr(self.request, "path", "") or "", e.code)
 
 
 class Channel(HTTPChannel):
-    """An HTTPChannel that knows since when its current request (or its first one) has been arriving."""
+    """An HTTPChannel that knows since when its current request (or its first one) has been arriving, and
+    closes lingering after an error answer (module docstring)."""
 
     error_task_class = JsonErrorTask
+    linger_on_close = False  # set by an error answer: close lingering
+    lingering_until: float | None = None  # monotonic deadline while lingering
+    discarded = 0
 
     def __init__(self, server: Server, sock: Any, addr: Any, adj: Adjustments, map: Any = None) -> None:
         self.receiving_since: float | None = time.monotonic()  # a new connection must start a request soon
@@ -92,7 +107,41 @@ class Channel(HTTPChannel):
             self.receiving_since = None
         return out
 
+    def readable(self) -> bool:
+        return self.lingering_until is not None or super().readable()
+
+    def writable(self) -> bool:
+        return self.lingering_until is None and bool(super().writable())
+
+    def handle_read(self) -> None:
+        if self.lingering_until is None:
+            super().handle_read()
+            return
+        try:
+            data = self.socket.recv(LINGER_CHUNK)
+        except OSError:  # reset, gone: nothing more to wait for
+            data = b""
+        self.discarded += len(data)
+        if not data or self.discarded > LINGER_BYTES or time.monotonic() > self.lingering_until:
+            self.close_now()
+
     def handle_close(self) -> None:
+        """After an error answer is sent: shut down the write side and linger; otherwise close."""
+        if self.linger_on_close and self.lingering_until is None and not self.total_outbufs_len \
+                and self.socket is not None:
+            self.linger_on_close = False
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:  # the client is gone already
+                pass
+            else:
+                self.lingering_until = time.monotonic() + LINGER_SECONDS
+                return
+        self.close_now()
+
+    def close_now(self) -> None:
+        self.lingering_until = None
+        self.linger_on_close = False
         if self.counted:
             self.counted = False
             self.server.released(self)
@@ -136,9 +185,15 @@ class Server(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         """waitress closes idle connections (``channel_timeout``); we also close requests arriving too slowly."""
         super().maintenance(now)
-        cutoff = time.monotonic() - self.request_timeout
+        mono = time.monotonic()
+        cutoff = mono - self.request_timeout
         slow = 0
         for channel in list(self.active_channels.values()):
+            until = getattr(channel, "lingering_until", None)
+            if until is not None:
+                if until < mono:  # the client neither finished nor closed: enough
+                    channel.close_now()
+                continue
             since = getattr(channel, "receiving_since", None)
             if since is not None and since < cutoff and not channel.requests and not channel.will_close:
                 channel.will_close = True
