@@ -1,7 +1,7 @@
 """launchd plists and systemd user units: parsed and checked key by key on every OS (plutil -lint on macOS,
 systemd-analyze verify where it can run), installed through launchctl/systemctl doubles that behave like the
 real ones (an asynchronous bootout), refused clearly where the tool does not exist; the committed examples in
-launchd/ and systemd/ are what the code writes (GOVHEAL_REGEN_GOLDEN=1 rewrites them)."""
+launchd/ and examples/systemd/ are what the code writes (GOVHEAL_REGEN_GOLDEN=1 rewrites them)."""
 
 from __future__ import annotations
 
@@ -313,17 +313,31 @@ def test_a_deployment_needs_the_token_in_a_file_and_fixed_ports(tmp_path) -> Non
 @pytest.mark.parametrize("system", ["Darwin", "Linux"])
 def test_the_committed_examples_are_what_the_code_writes(system) -> None:
     p = examples.example(system)
-    rendered = {**{f"launchd/{k}": v.decode() for k, v in launchd.render(p).items()}} if system == "Darwin" else \
-        {f"systemd/{k}": v for k, v in systemd.render(p).items()}
-    folder = REPO / ("launchd" if system == "Darwin" else "systemd")
+    where = "launchd" if system == "Darwin" else "examples/systemd"  # launchd/ is a top-level folder of its own
+    rendered = {f"{where}/{k}": v.decode() for k, v in launchd.render(p).items()} if system == "Darwin" else \
+        {f"{where}/{k}": v for k, v in systemd.render(p).items()}
+    folder = REPO / where
     if os.environ.get("GOVHEAL_REGEN_GOLDEN") == "1":
         folder.mkdir(exist_ok=True)
         for f in folder.glob("*.plist" if system == "Darwin" else "govheal-*"):
             f.unlink()
         for name, text in rendered.items():
             (REPO / name).write_text(text)
-    committed = {f"{folder.name}/{f.name}": f.read_text() for f in folder.iterdir()
+    committed = {f"{where}/{f.name}": f.read_text() for f in folder.iterdir()
                  if f.suffix in (".plist", ".service", ".timer")}
     assert committed == rendered, "regenerate with GOVHEAL_REGEN_GOLDEN=1 and review the diff"
     for name, text in rendered.items():
         (check_plist(Path(name).name, text.encode()) if system == "Darwin" else check_unit(name, text))
+
+
+DESIGN_FOLDERS = {"exporter", "webhook_receiver", "remediator", "grafana", "prometheus", "alertmanager", "launchd",
+                  "tests", "govheal", "docs", "bench", "examples"}
+
+
+def test_the_repository_has_only_the_design_cards_top_level_folders() -> None:
+    """Rendered examples live under examples/ (the systemd units in examples/systemd/); launchd/ is the one
+    deployment folder of its own. Build and tool output (hidden, *.egg-info, build/, dist/) is not counted."""
+    folders = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")
+               and not p.name.endswith(".egg-info") and p.name not in ("build", "dist", "__pycache__")}
+    assert folders <= DESIGN_FOLDERS, f"not a design-card folder: {sorted(folders - DESIGN_FOLDERS)}"
+    assert (REPO / "examples" / "systemd" / "govheal-daily.timer").is_file()

@@ -1,4 +1,4 @@
-"""The example deployment committed in ``launchd/`` and ``systemd/``: what ``govheal launchd|systemd render``
+"""The example deployment committed in ``launchd/`` and ``examples/systemd/``: what ``govheal launchd|systemd render``
 writes for a Mac user ``you`` with Homebrew, and for a Linux user ``you`` with Debian's packages. A test
 regenerates them and fails on any difference, so the committed files are always what the code writes."""
 

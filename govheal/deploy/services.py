@@ -86,7 +86,7 @@ def plan(config: Config, *, python: str | None = None, system: str | None = None
     """Every job of this node for ``config`` (its file must exist: the jobs pass it by absolute path).
 
     ``python``/``binaries``/``system`` default to this install and this machine; an example for another host
-    (the committed launchd/ and systemd/ folders) passes them explicitly. ``grafana``: True finds an installed
+    (the committed launchd/ and examples/systemd/ folders) passes them explicitly. ``grafana``: True finds an installed
     Grafana (govheal/grafana.py, as ``govheal up`` does), an ``Install`` names one, None leaves it out;
     ``grafana_bundle`` is where the boards and provisioning are (default: this install's bundled grafana/).
     ``token=False`` skips creating the webhook token file (rendering examples).
