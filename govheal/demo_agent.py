@@ -79,6 +79,8 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, fmt: str, *args: object) -> None:
+            if self.command == "GET" and self.path == "/health" and fmt.startswith('"%s" %s'):
+                return  # probed several times a second: one line each would be the whole log
             sys.stderr.write(f"{time.strftime('%H:%M:%S')} {name} {fmt % args}\n")
 
         def _send(self, status: int, body: dict) -> None:
