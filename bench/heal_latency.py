@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -492,6 +493,14 @@ def tsdb_samples(prometheus_url: str) -> float:
                if line.startswith("prometheus_tsdb_head_samples_appended_total"))
 
 
+def prom_query(prometheus_url: str, expr: str) -> list[dict]:
+    conn = http.client.HTTPConnection(prometheus_url.removeprefix("http://"), timeout=5)
+    conn.request("GET", "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    data = json.loads(conn.getresponse().read())
+    conn.close()
+    return data.get("data", {}).get("result", [])
+
+
 def cost(g: Govheal, seconds: float) -> dict[str, float]:
     """CPU seconds per second of each stack component and of the agents, and TSDB samples per day."""
     procs = g.components()
@@ -517,6 +526,9 @@ def cost(g: Govheal, seconds: float) -> dict[str, float]:
     out["agents_cpu_per_s"] = (sum(cpu(p) for p in agents) - agents_before) / elapsed
     out["tsdb_samples_per_day"] = (tsdb_samples(g.urls["prometheus"]) - samples_before) / elapsed * 86400
     out["window_s"] = elapsed
+    w = max(2, int(elapsed) - 1)
+    for row in prom_query(g.urls["prometheus"], f"sum by (job) (sum_over_time(scrape_samples_scraped[{w}s])) / {w}"):
+        out[f"samples_per_day_job_{row['metric'].get('job', '?')}"] = float(row["value"][1]) * 86400
     return out
 
 
@@ -639,6 +651,10 @@ def run(quick: bool) -> str:
               for k in ("exporter", "prometheus", "alertmanager", "receiver", "agents")}
         lines.append(f"| {prof} profile | {ms['exporter']} | {ms['prometheus']} | {ms['alertmanager']} | "
                      f"{ms['receiver']} | {ms['agents']} | {c['tsdb_samples_per_day'] / 1e6:.1f} M |")
+    for prof, c in report["cost"].items():
+        jobs = ", ".join(f"{k.removeprefix('samples_per_day_job_')} {v / 1e6:.1f} M" for k, v in sorted(c.items())
+                         if k.startswith("samples_per_day_job_"))
+        lines.append(f"TSDB samples/day by scrape job, {prof}: {jobs}")
     loads = ", ".join(f"{t} {v['before'][0]:.1f}→{v['after'][0]:.1f}" for t, v in report["load"].items())
     lines.append("")
     lines.append(f"load average (1 min) before→after each tool: {loads}; run took "
