@@ -52,7 +52,9 @@ class AgentSnapshot:
 
     @property
     def healthy(self) -> bool:
-        return self.up if self.probe is None else self.probe.ok
+        """Up, and the last probe passed (processes and probes are read on different schedules: a process
+        seen gone is unhealthy at once, even before the next probe fails)."""
+        return self.up and (self.probe is None or self.probe.ok)
 
 
 @dataclass(frozen=True)

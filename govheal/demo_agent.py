@@ -79,8 +79,8 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, fmt: str, *args: object) -> None:
-            if self.command == "GET" and self.path == "/health" and fmt.startswith('"%s" %s'):
-                return  # probed several times a second: one line each would be the whole log
+            if self.path == "/health" and fmt.startswith('"%s" %s') and len(args) > 1 and str(args[1]) == "200":
+                return  # a passing probe, several a second: one line each would be the whole log
             sys.stderr.write(f"{time.strftime('%H:%M:%S')} {name} {fmt % args}\n")
 
         def _send(self, status: int, body: dict) -> None:
@@ -131,10 +131,11 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
                 if delay <= 0:
                     os._exit(code)
                 threading.Timer(delay, os._exit, args=(code,)).start()
+            # each fault is in effect before it is acknowledged: a request sent after the answer sees it
             elif url.path == "/fault/hang":
                 seconds = number("seconds", float("inf"))
-                self._send(200, {"fault": "hang", "seconds": seconds})
                 faults.hang_until = time.monotonic() + seconds
+                self._send(200, {"fault": "hang", "seconds": seconds})
             elif url.path == "/fault/slow":
                 faults.slow = number("seconds", 2.0)
                 self._send(200, {"fault": "slow", "seconds": faults.slow})
