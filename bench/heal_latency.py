@@ -48,13 +48,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 
+from govheal import resources
+from govheal.client import Prometheus, new_session
 from govheal.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -284,7 +285,7 @@ class Govheal:
         self.urls: dict[str, str] = {}
 
     def config_text(self) -> str:
-        shipped = load_config(REPO / "examples" / "govheal.yaml")
+        shipped = load_config(resources.example_config())
         e, h = shipped.exporter, shipped.agents[0].health
         assert h is not None
         lines = [
@@ -485,6 +486,8 @@ OWN_CHILDREN: set[int] = set()  # Popen children of the benchmark: the reaper le
 
 
 def tsdb_samples(prometheus_url: str) -> float:
+    """Samples appended to the head block so far, from Prometheus's own /metrics (its scrape endpoint, not
+    its API: Prometheus does not scrape itself here, so the counter is not queryable)."""
     conn = http.client.HTTPConnection(prometheus_url.removeprefix("http://"), timeout=5)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
@@ -493,12 +496,8 @@ def tsdb_samples(prometheus_url: str) -> float:
                if line.startswith("prometheus_tsdb_head_samples_appended_total"))
 
 
-def prom_query(prometheus_url: str, expr: str) -> list[dict]:
-    conn = http.client.HTTPConnection(prometheus_url.removeprefix("http://"), timeout=5)
-    conn.request("GET", "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-    data = json.loads(conn.getresponse().read())
-    conn.close()
-    return data.get("data", {}).get("result", [])
+def prom_query(prometheus_url: str, expr: str) -> list[tuple[dict, float]]:
+    return [(dict(x.labels), x.value) for x in Prometheus(prometheus_url, new_session()).query(expr)]
 
 
 def cost(g: Govheal, seconds: float) -> dict[str, float]:
@@ -527,8 +526,9 @@ def cost(g: Govheal, seconds: float) -> dict[str, float]:
     out["tsdb_samples_per_day"] = (tsdb_samples(g.urls["prometheus"]) - samples_before) / elapsed * 86400
     out["window_s"] = elapsed
     w = max(2, int(elapsed) - 1)
-    for row in prom_query(g.urls["prometheus"], f"sum by (job) (sum_over_time(scrape_samples_scraped[{w}s])) / {w}"):
-        out[f"samples_per_day_job_{row['metric'].get('job', '?')}"] = float(row["value"][1]) * 86400
+    for labels, value in prom_query(g.urls["prometheus"],
+                                    f"sum by (job) (sum_over_time(scrape_samples_scraped[{w}s])) / {w}"):
+        out[f"samples_per_day_job_{labels.get('job', '?')}"] = value * 86400
     return out
 
 

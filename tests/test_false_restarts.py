@@ -25,22 +25,21 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from govheal import resources
 from govheal.chain import start_chain
+from govheal.client import Prometheus, new_session
 from govheal.config import load_config
 from govheal.supervise import Supervisor
-from tests.fakes.webhook_sink import WebhookSink
-from tests.support import demo_fleet
+from govheal.testing.support import demo_fleet
+from govheal.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parent.parent
-SHIPPED = load_config(REPO / "examples" / "govheal.yaml")
+SHIPPED = load_config(resources.example_config())
 DETECTION = SHIPPED.detection_for(SHIPPED.agents[0])
 RUN_SECONDS = 20.0
 PAUSE = 0.3
@@ -61,10 +60,9 @@ def burners(n: int = 2) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def query(prometheus: str, expr: str) -> list[dict]:
-    url = f"http://{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.load(resp)["data"]["result"]
+def query(prometheus: str, expr: str) -> float:
+    (sample,) = Prometheus(f"http://{prometheus}", new_session()).query(expr)
+    return sample.value
 
 
 def restart_alerts(sink: WebhookSink, since: int, agent: str) -> list[str]:
@@ -104,10 +102,10 @@ def test_slow_and_briefly_stalled_agents_raise_no_restart_alert_under_cpu_load(t
             window = f"[{int(RUN_SECONDS)}s]"
             slowest = query(ends.prometheus,
                             f'max_over_time(govheal_agent_probe_duration_seconds{{agent="S"}}{window})')
-            assert float(slowest[0]["value"][1]) >= 0.5 * DETECTION.timeout, "S was not actually slow"
+            assert slowest >= 0.5 * DETECTION.timeout, "S was not actually slow"
             streak = query(ends.prometheus,
                            f'max_over_time(govheal_agent_health_consecutive_failures{{agent="P"}}{window})')
-            assert 1 <= float(streak[0]["value"][1]) < DETECTION.consecutive_failures, \
+            assert 1 <= streak < DETECTION.consecutive_failures, \
                 "P's pauses were not seen as failed probes, or reached the threshold"
 
             # The same chain fires when it should: a stall longer than the tolerated one, and a hang.
