@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     switches = SwitchReader(db_path(config.state_path))  # opened on the first process round
     reader = FleetReader(config, switches=switches.kinds)
     try:
-        server = serve(make_app(make_registry(reader.read), reader.read), host, port)
+        server = serve(make_app(make_registry(reader.read)), host, port)
     except OSError as exc:
         reader.close()
         switches.close()

@@ -11,12 +11,6 @@ from exporter.snapshot import READ_ERROR_REASONS, SWITCH_KINDS, AgentSnapshot, S
 from govheal.probe import PROBE_REASONS
 
 AGENT_LABELS = ("agent", "node")
-# What the healing alerts (AgentDown, AgentUnhealthy) read. Served alone at /metrics/detection so the
-# single-host profile can scrape these every 200 ms and everything else (/metrics/rest) every 1 s.
-DETECTION_FAMILIES = frozenset({
-    "govheal_agent_up", "govheal_agent_enabled", "govheal_agent_health_consecutive_failures",
-    "govheal_agent_health_consecutive_failures_threshold",
-})
 
 
 def build(snapshot: Snapshot) -> list[Metric]:
@@ -111,19 +105,15 @@ def _agent(a: AgentSnapshot, info: GaugeMetricFamily, up: GaugeMetricFamily, hea
 
 
 class SnapshotCollector(Collector):
-    """Builds fresh families from ``source()`` on every scrape; register it in a dedicated registry.
+    """Builds fresh families from ``source()`` on every scrape; register it in a dedicated registry."""
 
-    ``keep`` selects families by name (all by default)."""
-
-    def __init__(self, source: Callable[[], Snapshot], registry: CollectorRegistry | None = None,
-                 keep: Callable[[str], bool] = lambda name: True) -> None:
+    def __init__(self, source: Callable[[], Snapshot], registry: CollectorRegistry | None = None) -> None:
         self.source = source
-        self.keep = keep
         if registry is not None:
             registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
-        yield from (m for m in build(self.source()) if self.keep(m.name))
+        yield from build(self.source())
 
     def describe(self) -> list[Metric]:
         return []  # do not scrape at registration time

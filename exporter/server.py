@@ -1,9 +1,4 @@
-"""The exporter's HTTP server: ``/metrics`` from a dedicated registry, ``/healthz`` for liveness.
-
-``/metrics/detection`` serves only the series the healing alerts read (collector.DETECTION_FAMILIES)
-and ``/metrics/rest`` everything else, so a profile can scrape the two at different rates; ``/metrics``
-is both (docs/exporter.md).
-"""
+"""The exporter's HTTP server: ``/metrics`` from a dedicated registry, ``/healthz`` for liveness."""
 
 from __future__ import annotations
 
@@ -15,31 +10,26 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter.collector import DETECTION_FAMILIES, SnapshotCollector
+from exporter.collector import SnapshotCollector
 from exporter.snapshot import Snapshot
 
 StartResponse = Callable[..., Any]
 
 
-def make_registry(source: Callable[[], Snapshot], keep: Callable[[str], bool] = lambda name: True) -> CollectorRegistry:
+def make_registry(source: Callable[[], Snapshot]) -> CollectorRegistry:
     """A fresh registry holding only the fleet collector (no global registry, no process metrics)."""
     registry = CollectorRegistry(auto_describe=False)
-    SnapshotCollector(source, registry=registry, keep=keep)
+    SnapshotCollector(source, registry=registry)
     return registry
 
 
-def make_app(registry: CollectorRegistry, source: Callable[[], Snapshot] | None = None,
-             ) -> Callable[[dict, StartResponse], Iterable[bytes]]:
-    """``source`` adds /metrics/detection and /metrics/rest (the same snapshot, split by family)."""
-    routes = {"/metrics": make_wsgi_app(registry)}
-    if source is not None:
-        routes["/metrics/detection"] = make_wsgi_app(make_registry(source, lambda n: n in DETECTION_FAMILIES))
-        routes["/metrics/rest"] = make_wsgi_app(make_registry(source, lambda n: n not in DETECTION_FAMILIES))
+def make_app(registry: CollectorRegistry) -> Callable[[dict, StartResponse], Iterable[bytes]]:
+    metrics = make_wsgi_app(registry)
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path in routes:
-            return routes[path](environ, start_response)
+        if path == "/metrics":
+            return metrics(environ, start_response)
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]

@@ -34,7 +34,6 @@ from govheal.supervise import Child, Supervisor
 PROFILES = tuple(resources.PROFILE_FILES)  # "single-host", "fleet" (docs/alerting.md)
 
 EXPORTER_JOB = "govheal-exporter"
-EXPORTER_DETECTION_JOB = "govheal-exporter-detection"  # single-host profile: the healing series, 200 ms
 RECEIVER_JOB = "govheal-receiver"
 
 
@@ -68,8 +67,7 @@ def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-ho
     data = _load(resources.prometheus_profile(profile))
     data["rule_files"] = [str((rules_dir or resources.prometheus_rules_dir()) / "*.yml")]
     data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(endpoints.alertmanagers)}]}]}
-    targets = {EXPORTER_JOB: endpoints.exporter, EXPORTER_DETECTION_JOB: endpoints.exporter,
-               RECEIVER_JOB: endpoints.receiver}
+    targets = {EXPORTER_JOB: endpoints.exporter, RECEIVER_JOB: endpoints.receiver}
     jobs = []
     for job in data.get("scrape_configs", []):
         name = job.get("job_name")

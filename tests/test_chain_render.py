@@ -26,8 +26,6 @@ def test_rendered_prometheus_config_passes_promtool_and_points_at_this_chain(tmp
     data = yaml.safe_load(path.read_text())
     jobs = {j["job_name"]: j["static_configs"] for j in data["scrape_configs"]}
     assert jobs["govheal-exporter"] == [{"targets": ["127.0.0.1:1001"], "labels": {"node": "node-x"}}]
-    if profile == "single-host":
-        assert jobs["govheal-exporter-detection"] == jobs["govheal-exporter"]
     assert jobs["govheal-receiver"] == [{"targets": ["127.0.0.1:1004"], "labels": {"node": "node-x"}}]
     # every Alertmanager of the cluster: Prometheus must send to each (Alertmanager does not gossip alerts)
     assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:1002", "127.0.0.1:1005"]
@@ -40,22 +38,23 @@ def test_without_a_receiver_its_scrape_job_is_left_out():
     endpoints = chain.Endpoints(exporter="127.0.0.1:1001", alertmanagers=("127.0.0.1:1002",),
                                 prometheus="127.0.0.1:1003")
     data = yaml.safe_load(chain.render_prometheus(endpoints, "n"))
-    assert [j["job_name"] for j in data["scrape_configs"]] == ["govheal-exporter-detection", "govheal-exporter"]
+    assert [j["job_name"] for j in data["scrape_configs"]] == ["govheal-exporter"]
 
 
-def test_profiles_differ_only_in_intervals_and_the_split_exporter_scrape():
-    """Single-host scrapes the healing series (/metrics/detection) every 200 ms and the rest every 1 s;
-    fleet scrapes all of /metrics every 5 s. Both read every exporter series exactly once."""
+def test_profiles_differ_only_in_intervals():
+    """Single-host: the exporter every 200 ms, the healing rules every 200 ms, the receiver every 1 s;
+    fleet: all 5 s. Nothing else differs."""
     single, fleet = (yaml.safe_load(resources.prometheus_profile(p).read_text()) for p in chain.PROFILES)
     assert single["global"]["scrape_interval"] == "1s" and fleet["global"]["scrape_interval"] == "5s"
     assert single["global"]["evaluation_interval"] == "200ms" and fleet["global"]["evaluation_interval"] == "5s"
-    same = ("rule_files", "alerting")
-    assert {k: single[k] for k in same} == {k: fleet[k] for k in same}
-    paths = {name: {j["job_name"]: (j.get("metrics_path", "/metrics"), j.get("scrape_interval"))
-                    for j in data["scrape_configs"]} for name, data in (("single", single), ("fleet", fleet))}
-    assert paths["single"] == {"govheal-exporter-detection": ("/metrics/detection", "200ms"),
-                               "govheal-exporter": ("/metrics/rest", None), "govheal-receiver": ("/metrics", None)}
-    assert paths["fleet"] == {"govheal-exporter": ("/metrics", None), "govheal-receiver": ("/metrics", None)}
+    exporter = next(j for j in single["scrape_configs"] if j["job_name"] == "govheal-exporter")
+    assert (exporter["scrape_interval"], exporter["scrape_timeout"]) == ("200ms", "200ms")
+
+    def without_intervals(data: dict) -> dict:
+        jobs = [{k: v for k, v in j.items() if k not in ("scrape_interval", "scrape_timeout")}
+                for j in data["scrape_configs"]]
+        return {**{k: v for k, v in data.items() if k != "global"}, "scrape_configs": jobs}
+    assert without_intervals(single) == without_intervals(fleet)
 
 
 def test_alertmanager_runs_alone_and_prometheus_gets_explicit_paths(tmp_path):

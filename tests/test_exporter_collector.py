@@ -134,18 +134,3 @@ def test_each_scrape_builds_fresh_families():
     registry.register(SnapshotCollector(lambda: next(snaps)))
     assert registry.get_sample_value("govheal_agent_up", {"agent": "GG", "node": "demo-node"}) == 1
     assert registry.get_sample_value("govheal_agent_up", {"agent": "GG", "node": "demo-node"}) is None
-
-
-def test_detection_and_rest_split_the_exposition_without_overlap_or_gap():
-    from exporter.collector import DETECTION_FAMILIES
-    from exporter.server import make_registry
-
-    snap = fixed_snapshot()
-
-    def families(keep=lambda n: True) -> set[str]:
-        return {m.name for m in make_registry(lambda: snap, keep).collect()}
-
-    everything = families()
-    detection = families(lambda n: n in DETECTION_FAMILIES)
-    rest = families(lambda n: n not in DETECTION_FAMILIES)
-    assert detection == DETECTION_FAMILIES and detection | rest == everything and not detection & rest
