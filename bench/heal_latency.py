@@ -56,7 +56,7 @@ import psutil
 
 from govheal import resources
 from govheal.client import Prometheus, new_session
-from govheal.config import load_config
+from govheal.seams import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = ("crash", "sigkill", "sigstop", "hang", "unhealthy")

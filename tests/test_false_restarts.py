@@ -32,7 +32,7 @@ import pytest
 from govheal import resources
 from govheal.chain import start_chain
 from govheal.client import Prometheus, new_session
-from govheal.config import load_config
+from govheal.seams import load_config
 from govheal.supervise import Supervisor
 from govheal.testing.support import demo_fleet
 from govheal.testing.webhook_sink import WebhookSink
