@@ -58,12 +58,15 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; \
 	fi
 
-# The peers the benchmarks compare against.
+# The peers the benchmarks compare against. (On a host with systemd, installing supervisor and monit
+# also starts Debian's own services; the benchmarks never use them: they run their own instances with
+# config and state in a temporary directory.)
 bench-tools:
 	@if [ "$(UNAME)" != Darwin ]; then \
-	  command -v prometheus-process-exporter >/dev/null && command -v prometheus-blackbox-exporter >/dev/null || { \
+	  command -v prometheus-process-exporter >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
+	    && command -v supervisord >/dev/null && command -v monit >/dev/null || { \
 	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus-process-exporter prometheus-blackbox-exporter; }; \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus-process-exporter prometheus-blackbox-exporter supervisor monit; }; \
 	fi
 
 run: venv tools

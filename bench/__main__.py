@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "detection_latency": "bench.detection_latency",
     "receiver": "bench.receiver",
     "governance": "bench.governance",
+    "heal_latency": "bench.heal_latency",
 }
 
 

@@ -1,5 +1,5 @@
 """Detection latency: SIGKILL of an agent → AgentDown webhook arriving at a recording sink
-(and SIGSTOP → AgentUnhealthy, which adds the probe timeout and the alert's 3 s `for:`).
+(and SIGSTOP → AgentUnhealthy, which adds the failed probes in a row the rule waits for).
 
 The real chain with the shipped single-host profile (1 s scrape and evaluation) and the shipped
 Alertmanager routes: demo agents → `govheal exporter` → Prometheus 2.42 → Alertmanager 0.25 → sink.
@@ -88,8 +88,8 @@ def run(quick: bool) -> str:
         "|---|---|---|---|---|---|",
         f"| govheal chain, single-host profile (kill → AgentDown at webhook) | {len(lat)} | "
         f"{statistics.median(lat):.2f} s | {percentile(lat, 0.99):.2f} s | {min(lat):.2f} s | {max(lat):.2f} s |",
-        f"| govheal chain, single-host profile (SIGSTOP → AgentUnhealthy at webhook; 500 ms probe timeout, "
-        f"for: 3s) | {len(hang)} | {statistics.median(hang):.2f} s | {percentile(hang, 0.99):.2f} s | "
+        "| govheal chain, single-host profile (SIGSTOP → AgentUnhealthy at webhook; 500 ms probe timeout, "
+        f"3 failed probes in a row) | {len(hang)} | {statistics.median(hang):.2f} s | {percentile(hang, 0.99):.2f} s | "
         f"{min(hang):.2f} s | {max(hang):.2f} s |",
         f"| floor for 1 s scrape/evaluation (measured.md, `up == 0`, n=12) | 12 | {FLOOR_1S['median']:.2f} s | "
         f"- | {FLOOR_1S['min']:.2f} s | {FLOOR_1S['max']:.2f} s |",

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--listen: {exc}") from None
     host, port = split_listen(listen)
-    switches = SwitchReader(db_path(config.state_path))  # opened on the first scrape
+    switches = SwitchReader(db_path(config.state_path))  # opened on the first process round
     reader = FleetReader(config, switches=switches.kinds)
     try:
         server = serve(make_app(make_registry(reader.read)), host, port)
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         switches.close()
         raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT (port 0 = any free port)") from None
+    reader.start()  # one round of process reads and probes first: the first scrape has real values
     bound = server.server_address
     shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
     print(f"govheal exporter: {len(config.agents)} agents from {config.source}; "

@@ -40,18 +40,41 @@ def build(snapshot: Snapshot) -> list[Metric]:
                 labels=AGENT_LABELS)
     rerr = CounterMetricFamily("govheal_agent_read_errors", "Process reads that failed, by reason; the scrape "
                                "still succeeds.", labels=[*AGENT_LABELS, "reason"])
+    streak = g("govheal_agent_health_consecutive_failures", "Health probes failed in a row (0 after one passes).",
+               labels=AGENT_LABELS)
+    threshold = g("govheal_agent_health_consecutive_failures_threshold", "Failed probes in a row at which "
+                  "AgentUnhealthy fires (health.consecutive_failures).", labels=AGENT_LABELS)
+    probed = g("govheal_agent_health_last_probe_timestamp_seconds", "When the last health probe finished, "
+               "since the Unix epoch (how stale the probe series are).", labels=AGENT_LABELS, unit="seconds")
     for a in snapshot.agents:
         _agent(a, info, up, healthy, enabled, start, cpu, rss, pdur, pfail, pstatus, rerr)
         for kind in SWITCH_KINDS:
             switch.add_metric([a.name, a.node, kind], 1.0 if kind in a.switches else 0.0)
+        _health(a, streak, threshold, probed)
     meta_ok = g("govheal_exporter_collector_success", "1 if the reading stage finished without an internal error.",
                 labels=["collector"])
-    meta_dur = g("govheal_exporter_collector_duration_seconds", "Wall time of the reading stage in this scrape.",
-                 labels=["collector"], unit="seconds")
+    meta_dur = g("govheal_exporter_collector_duration_seconds", "Wall time of the stage's last round (probe: the "
+                 "longest of the agents' last probes).", labels=["collector"], unit="seconds")
+    meta_at = g("govheal_exporter_collector_last_run_timestamp_seconds", "When the stage last finished a round "
+                "(probe: the newest probe), since the Unix epoch.", labels=["collector"], unit="seconds")
     for c in snapshot.collectors:
         meta_ok.add_metric([c.name], 1.0 if c.success else 0.0)
         meta_dur.add_metric([c.name], c.duration)
-    return [info, up, healthy, enabled, switch, start, cpu, rss, pdur, pfail, pstatus, rerr, meta_ok, meta_dur]
+        if c.finished_at is not None:
+            meta_at.add_metric([c.name], c.finished_at)
+    return [info, up, healthy, enabled, switch, start, cpu, rss, pdur, pfail, pstatus, rerr, streak, threshold, probed,
+            meta_ok, meta_dur, meta_at]
+
+
+def _health(a: AgentSnapshot, streak: GaugeMetricFamily, threshold: GaugeMetricFamily,
+            probed: GaugeMetricFamily) -> None:
+    if a.failure_threshold is None:
+        return  # no health check
+    key = [a.name, a.node]
+    streak.add_metric(key, float(a.consecutive_failures))
+    threshold.add_metric(key, float(a.failure_threshold))
+    if a.probed_at is not None:
+        probed.add_metric(key, a.probed_at)
 
 
 def _agent(a: AgentSnapshot, info: GaugeMetricFamily, up: GaugeMetricFamily, healthy: GaugeMetricFamily,

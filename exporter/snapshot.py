@@ -1,4 +1,4 @@
-"""Frozen snapshots: everything one scrape read, handed to the pure metric builder."""
+"""Frozen snapshots: the latest state the exporter's schedules read, handed to the pure metric builder."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ class AgentSnapshot:
     matcher: str  # pidfile, cmdline, launchd, systemd, port, or "remote"
     enabled: bool
     process: ProcessReading | None = None
-    probe: ProbeResult | None = None  # None: no health check configured
+    probe: ProbeResult | None = None  # the last finished probe; None: no health check, or not probed yet
     read_errors: dict[str, int] = field(default_factory=dict)  # cumulative, by READ_ERROR_REASONS
     switches: frozenset[str] = frozenset()  # governance switch kinds in effect (SWITCH_KINDS)
+    consecutive_failures: int = 0  # failed probes in a row (0 after a passing one)
+    failure_threshold: int | None = None  # failures in a row that make AgentUnhealthy fire (None: no check)
+    probed_at: float | None = None  # Unix time the last probe finished
 
     @property
     def remote(self) -> bool:
@@ -49,16 +52,19 @@ class AgentSnapshot:
 
     @property
     def healthy(self) -> bool:
-        return self.up if self.probe is None else self.probe.ok
+        """Up, and the last probe passed (processes and probes are read on different schedules: a process
+        seen gone is unhealthy at once, even before the next probe fails)."""
+        return self.up and (self.probe is None or self.probe.ok)
 
 
 @dataclass(frozen=True)
 class CollectorResult:
-    """Meta-metric for one reading stage: did it finish, and how long did it take."""
+    """Meta-metric for one reading stage: did its last round finish, how long did it take, and when."""
 
     name: str
     success: bool
     duration: float
+    finished_at: float | None = None  # Unix time; how stale the stage's data is
 
 
 @dataclass(frozen=True)

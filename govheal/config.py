@@ -98,11 +98,20 @@ class ProcessSpec(Strict):
         return self._spec
 
 
+MIN_PROBE_INTERVAL = 0.05  # seconds; faster than this the probes themselves become the load
+
+
 class HealthCheck(Strict):
     url: HttpUrl
     timeout: Duration = Field(1.0, gt=0, le=60)
     expect_status: int = Field(200, ge=100, le=599)
     body_match: str | None = None
+    interval: Duration | None = Field(
+        None, ge=MIN_PROBE_INTERVAL, le=3600,
+        description="time between probe starts; default exporter.probe_interval (docs/alerting.md)")
+    consecutive_failures: int | None = Field(
+        None, ge=1, le=100,
+        description="failed probes in a row before AgentUnhealthy fires; default exporter.consecutive_failures")
 
     @field_validator("body_match")
     @classmethod
@@ -218,10 +227,42 @@ class ListenSpec(Strict):
 
 
 class ExporterSpec(Strict):
-    probe_workers: int = Field(32, ge=1, le=512, description="concurrent health probes per scrape")
+    probe_workers: int = Field(32, ge=1, le=512, description="concurrent health probes (one per agent at a time)")
     scrape_budget: Duration = Field(
-        0.25, gt=0, description="extra time a scrape may take beyond the largest probe timeout"
+        0.25, gt=0, description="unused since probes run on their own schedule; kept so existing files load"
     )
+    probe_interval: Duration = Field(
+        0.25, ge=MIN_PROBE_INTERVAL, le=3600,
+        description="default time between health probe starts of one agent (health.interval overrides)")
+    consecutive_failures: int = Field(
+        3, ge=1, le=100,
+        description="default failed probes in a row before AgentUnhealthy (health.consecutive_failures overrides)")
+    process_interval: Duration = Field(
+        0.1, ge=0.02, le=60, description="how often every agent's process is looked at (pid gone → AgentDown)")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One agent's effective health-probe schedule (its health: keys, else the exporter: defaults)."""
+
+    interval: float
+    timeout: float
+    consecutive_failures: int
+
+    @property
+    def tolerated_stall(self) -> float:
+        """An agent that stops answering for less than this is never reported unhealthy.
+
+        While it stalls, every probe waits its full timeout and the next one starts when it ends (or one
+        interval after the previous start, when that is later); the N-th failure in a row ends
+        (N-1)·max(timeout, interval) + timeout after the first failing probe started.
+        """
+        return (self.consecutive_failures - 1) * max(self.timeout, self.interval) + self.timeout
+
+    @property
+    def worst_detection(self) -> float:
+        """Fault → the N-th failed probe ends, at worst (the stall plus one interval of phase)."""
+        return self.interval + self.tolerated_stall
 
 
 class ChannelSpec(Strict):
@@ -450,6 +491,18 @@ class Config(Strict):
 
     def node_of(self, agent: Agent) -> str:
         return agent.node or self.node
+
+    def detection_for(self, agent: Agent) -> Detection | None:
+        """The agent's probe schedule and threshold; None without a health check."""
+        h = agent.health
+        if h is None:
+            return None
+        return Detection(
+            interval=h.interval if h.interval is not None else self.exporter.probe_interval,
+            timeout=h.timeout,
+            consecutive_failures=h.consecutive_failures if h.consecutive_failures is not None
+            else self.exporter.consecutive_failures,
+        )
 
     def policy_for(self, agent: Agent) -> PolicySpec:
         if agent.remediation is None:

@@ -4,14 +4,17 @@ Endpoints (loopback only; the fault endpoints are for demos and tests, so they t
 
 - ``GET /health``: ``200 {"status": "ok", "agent": NAME, "pid": PID}``; ``503 {"status": "unhealthy"}``
   after ``/fault/unhealthy``; delayed after ``/fault/slow``.
-- ``POST /fault/crash?code=N``: answer, then exit with code N (default 1).
+- ``POST /fault/crash?code=N[&delay=S]``: answer, then exit with code N (default 1) S seconds later
+  (default 0.05; 0: as soon as the answer is sent).
 - ``POST /fault/hang[?seconds=S]``: stop answering every request (the process stays alive) for S
   seconds, or until ``/fault/recover``.
-- ``POST /fault/slow?seconds=S``: ``/health`` answers after S seconds.
+- ``POST /fault/slow?seconds=S``: ``/health`` answers after S seconds (until ``/fault/recover``).
 - ``POST /fault/unhealthy``: ``/health`` answers 503.
 - ``POST /fault/recover``: clear every fault (answered even while hung).
 
-SIGTERM exits cleanly (pidfile removed) unless ``--ignore-term`` (a test of TERM → KILL).
+SIGTERM exits cleanly and at once (pidfile removed; requests in flight are dropped) unless
+``--ignore-term`` (a test of TERM → KILL). ``python -m govheal.demo_agent`` runs it without the
+govheal CLI (about 0.1 s less cold start: no config models imported).
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, fmt: str, *args: object) -> None:
+            if self.path == "/health" and fmt.startswith('"%s" %s') and len(args) > 1 and str(args[1]) == "200":
+                return  # a passing probe, several a second: one line each would be the whole log
             sys.stderr.write(f"{time.strftime('%H:%M:%S')} {name} {fmt % args}\n")
 
         def _send(self, status: int, body: dict) -> None:
@@ -120,13 +125,17 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
             self._wait_if_hung()
             if url.path == "/fault/crash":
                 code = int(number("code", 1))
+                delay = number("delay", 0.05)
                 self._send(200, {"fault": "crash", "code": code})
                 self.wfile.flush()
-                threading.Timer(0.05, os._exit, args=(code,)).start()
+                if delay <= 0:
+                    os._exit(code)
+                threading.Timer(delay, os._exit, args=(code,)).start()
+            # each fault is in effect before it is acknowledged: a request sent after the answer sees it
             elif url.path == "/fault/hang":
                 seconds = number("seconds", float("inf"))
-                self._send(200, {"fault": "hang", "seconds": seconds})
                 faults.hang_until = time.monotonic() + seconds
+                self._send(200, {"fault": "hang", "seconds": seconds})
             elif url.path == "/fault/slow":
                 faults.slow = number("seconds", 2.0)
                 self._send(200, {"fault": "slow", "seconds": faults.slow})
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         tmp.replace(pidfile)
 
     def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        raise SystemExit(0)  # in the main thread: leaves serve_forever at once (no 0.1 s poll wait)
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN if args.ignore_term else stop)
     signal.signal(signal.SIGINT, stop)
@@ -162,8 +171,20 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
+    except SystemExit:
+        pass
     finally:
         server.server_close()
         if pidfile and pidfile.exists() and pidfile.read_text().strip() == str(os.getpid()):
             pidfile.unlink(missing_ok=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m govheal.demo_agent", description=HELP)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

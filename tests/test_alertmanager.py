@@ -90,7 +90,7 @@ def test_route_test_fails_for_a_wrong_receiver():
 def test_remediation_route_is_tuned_for_healing():
     routes = {r["receiver"]: r for r in yaml.safe_load(AM_FILE.read_text())["route"]["routes"]}
     fast = routes["govheal-remediate"]
-    assert fast["group_wait"] == "0s" and fast["group_interval"] == "1s"
+    assert fast["group_wait"] == "0s" and fast["group_interval"] == "50ms"
     assert yaml.safe_load(AM_FILE.read_text())["route"]["group_by"] == ["alertname", "agent", "node"]
 
 
@@ -132,7 +132,7 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_p
             post(_alert("AgentDown", "A", "critical", "restart"), _alert("AgentUnhealthy", "A", "warning", "restart"),
                  _alert("AgentUnhealthy", "B", "warning", "restart"))
             sink.wait_for(lambda d: any(a["labels"]["agent"] == "B" for a in d.alerts("AgentUnhealthy")), timeout=20)
-            time.sleep(2)  # group_interval 1s: anything else would have arrived by now
+            time.sleep(2)  # group_interval 50ms: anything else would have arrived by now
             inhibited = [a for d in sink.deliveries for a in d.alerts("AgentUnhealthy") if a["labels"]["agent"] == "A"]
             assert inhibited == [], "AgentDown must inhibit AgentUnhealthy of the same agent"
             states = {a.labels["agent"]: a.inhibited_by for a in am.alerts(['alertname="AgentUnhealthy"'])}

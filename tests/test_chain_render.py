@@ -42,9 +42,19 @@ def test_without_a_receiver_its_scrape_job_is_left_out():
 
 
 def test_profiles_differ_only_in_intervals():
+    """Single-host: the exporter every 200 ms, the healing rules every 200 ms, the receiver every 1 s;
+    fleet: all 5 s. Nothing else differs."""
     single, fleet = (yaml.safe_load(resources.prometheus_profile(p).read_text()) for p in chain.PROFILES)
     assert single["global"]["scrape_interval"] == "1s" and fleet["global"]["scrape_interval"] == "5s"
-    assert {k: v for k, v in single.items() if k != "global"} == {k: v for k, v in fleet.items() if k != "global"}
+    assert single["global"]["evaluation_interval"] == "200ms" and fleet["global"]["evaluation_interval"] == "5s"
+    exporter = next(j for j in single["scrape_configs"] if j["job_name"] == "govheal-exporter")
+    assert (exporter["scrape_interval"], exporter["scrape_timeout"]) == ("200ms", "200ms")
+
+    def without_intervals(data: dict) -> dict:
+        jobs = [{k: v for k, v in j.items() if k not in ("scrape_interval", "scrape_timeout")}
+                for j in data["scrape_configs"]]
+        return {**{k: v for k, v in data.items() if k != "global"}, "scrape_configs": jobs}
+    assert without_intervals(single) == without_intervals(fleet)
 
 
 def test_alertmanager_runs_alone_and_prometheus_gets_explicit_paths(tmp_path):

@@ -26,6 +26,7 @@ EXPECTED = {
     "body-regex": "3: agents[0].health.body_match: body_match regex '[ok' does not compile: unterminated character set at position 0; fix the regular expression",
     "channel-unknown-agent": "3: notifications.channels.ops.agents[1]: unknown agent 'Marry'; known agents: GG",
     "channel-type": "3: notifications.channels.ops.type: unknown value 'slack'; use one of: 'discord', 'telegram'",
+    "consecutive-failures": "2: exporter.consecutive_failures: must be greater than or equal to 1 (got 0)",
     "cmdline-regex": "3: agents[0].process.cmdline: cmdline regex 'python (gg' does not compile: missing ), unterminated subpattern at position 7; fix the regular expression",
     "command-shell-string": "4: agents[0].restart.argv: must be a list of arguments, not a shell string (got 'gg --serve'); write e.g. [gg, --serve]",
     "depends-on-cycle": "4: agents[0].depends_on: depends_on cycle: GG → Paula → Mary → GG; break one of the links",
@@ -45,6 +46,7 @@ EXPECTED = {
     "no-process-no-health": "2: agents[0]: give process (a local agent) or health (a remote endpoint), or both",
     "not-a-mapping": "1: the file must be a YAML mapping with an 'agents' list",
     "port-range": "3: agents[0].process.port: must be less than or equal to 65535 (got 70000)",
+    "probe-interval": "3: agents[0].health.interval: must be greater than or equal to 0.05 (got '10ms')",
     "process-two-matchers": "3: agents[0].process: give exactly one of pidfile, cmdline, launchd, systemd, port (got pidfile, port)",
     "remote-needs-command": "2: agents[0]: restart.strategy signal needs a local process; add process or use a command",
     "signal-unknown": "4: agents[0].restart.signal: unknown signal 'RELOAD'; use a name such as HUP, USR1, TERM",
@@ -152,3 +154,21 @@ agents:
     assert cfg.alertmanager.urls == ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
     bare = parse_config("agents: [{name: A, health: {url: 'http://127.0.0.1:1/health'}}]")
     assert bare.prometheus.url is None and bare.alertmanager.urls == []
+
+
+def test_detection_thresholds_default_globally_and_override_per_agent():
+    cfg = parse_config(
+        "exporter: {probe_interval: 100ms, consecutive_failures: 4}\n"
+        "agents:\n"
+        "  - {name: a, health: {url: 'http://127.0.0.1:1/h', timeout: 200ms}}\n"
+        "  - {name: b, health: {url: 'http://127.0.0.1:1/h', timeout: 1s, interval: 2s, consecutive_failures: 2}}\n"
+        "  - {name: c, process: {pidfile: c.pid}}\n")
+    a, b, c = (cfg.detection_for(x) for x in cfg.agents)
+    assert (a.interval, a.timeout, a.consecutive_failures) == (0.1, 0.2, 4)
+    assert a.tolerated_stall == pytest.approx(0.8)  # back-to-back probes of 200 ms each: 4 of them
+    assert (b.interval, b.consecutive_failures) == (2.0, 2)
+    assert b.tolerated_stall == pytest.approx(3.0) and b.worst_detection == pytest.approx(5.0)  # interval-bound
+    assert c is None
+    defaults = parse_config("agents:\n  - {name: d, health: {url: 'http://127.0.0.1:1/h'}}\n")
+    d = defaults.detection_for(defaults.agents[0])
+    assert (d.interval, d.timeout, d.consecutive_failures) == (0.25, 1.0, 3) and d.tolerated_stall == 3.0

@@ -123,8 +123,13 @@ def stack(tmp_path_factory):
             sup.start(chain.prometheus_child(require("prometheus"), prom_file, tmp, endpoints.prometheus, session))
             started = time.time()
             by_name = {a.name: a for a in agents}
+            prom = Prometheus(f"http://{endpoints.prometheus}", session)
+            # the counters must be scraped at 0 before the faults: a sub-second heal can otherwise land
+            # before the receiver's first scrape, and increase() would not count it
+            wait_until(lambda: [x.value for x in prom.query('up{job="govheal-receiver"}')] == [1.0], 30,
+                       what="Prometheus has scraped the receiver")
             inject_faults(by_name)
-            yield SimpleNamespace(prometheus=Prometheus(f"http://{endpoints.prometheus}", session), started=started,
+            yield SimpleNamespace(prometheus=prom, started=started,
                                   agents=by_name, discord=discord, logs=logs)
         finally:
             sup.stop_all()

@@ -52,3 +52,45 @@ def test_demo_agent_removes_pidfile_on_sigterm(tmp_path):
         wait_until(lambda: not a.pidfile.exists(), what="pidfile removed")
     finally:
         a.stop()
+
+
+@pytest.mark.live
+def test_demo_agent_crash_with_delay_0_exits_as_soon_as_it_answered(tmp_path):
+    a = DemoAgent("Z", free_port(), tmp_path / "Z.pid", tmp_path / "Z.log").start()
+    try:
+        t0 = time.monotonic()
+        a.fault("crash", code=1, delay=0)
+        assert a.proc.wait(timeout=5) == 1
+        assert time.monotonic() - t0 < 0.04 + 0.5  # the default delay is 0.05 s; 0 does not wait for a timer
+    finally:
+        a.stop()
+
+
+@pytest.mark.live
+def test_demo_agent_sigterm_exits_at_once_even_while_hung(tmp_path):
+    """The stop half of a restart: no wait for serve_forever's poll or for requests stuck in a hang."""
+    import signal
+    import subprocess
+    import sys
+
+    a = DemoAgent("H", free_port(), tmp_path / "H.pid", tmp_path / "H.log").start()
+    try:
+        a.fault("hang")
+        with pytest.raises(OSError):
+            http_get(a.health_url, timeout=0.2)  # a request is now stuck in a handler thread
+        t0 = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        assert a.proc.wait(timeout=5) == 0
+        assert time.monotonic() - t0 < 0.5
+        assert not a.pidfile.exists()
+    finally:
+        a.stop()
+    # the same agent without the govheal CLI
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "govheal.demo_agent", "--name", "M", "--port", str(port)],
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/health", timeout=0.5)[0] == 200, what="M healthy")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

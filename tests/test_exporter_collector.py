@@ -26,25 +26,34 @@ def fixed_snapshot() -> Snapshot:
     return Snapshot(
         agents=(
             AgentSnapshot("GG", "demo-node", "orchestrator", True, "pidfile", True, running,
-                          ProbeResult(0.0042, None, 200), switches=frozenset({"mute"})),
+                          ProbeResult(0.0042, None, 200), failure_threshold=3, probed_at=1_790_000_400.5,
+                          switches=frozenset({"mute"})),
             AgentSnapshot("Mary", "demo-node", "research-assistant", False, "cmdline", True,
                           ProcessReading(4300, running=True, start_time=1_790_000_100.0, cpu_seconds=1.0,
                                          rss_bytes=1024),
-                          ProbeResult(0.5, "timeout", None)),
+                          ProbeResult(0.5, "timeout", None), consecutive_failures=2, failure_threshold=3,
+                          probed_at=1_790_000_401.0),
             AgentSnapshot("CLS", "demo-node", "ops-cycle", True, "pidfile", False,
                           ProcessReading(0, running=False), ProbeResult(0.0003, "refused", None),
-                          read_errors={"vanished": 2}, switches=frozenset({"maintenance"})),
+                          read_errors={"vanished": 2}, consecutive_failures=40, failure_threshold=5,
+                          probed_at=1_790_000_402.0, switches=frozenset({"maintenance"})),
             AgentSnapshot("Paula", "demo-node", "planner", False, "launchd", True,
                           ProcessReading(4400, running=True, start_time=1_790_000_200.0), None,
                           read_errors={"access_denied": 7}),
             AgentSnapshot("Hybrid", "demo-node", "hybrid-router", False, "port", True,
                           ProcessReading(4500, running=True, start_time=1_790_000_300.0, cpu_seconds=0.5,
                                          rss_bytes=2048),
-                          ProbeResult(0.0101, "body_mismatch", 200)),
+                          ProbeResult(0.0101, "body_mismatch", 200), consecutive_failures=1, failure_threshold=3,
+                          probed_at=1_790_000_403.0),
             AgentSnapshot("Worker-mirror", "linux-mini", "worker", False, "remote", True, None,
-                          ProbeResult(0.02, "bad_status", 503)),
+                          ProbeResult(0.02, "bad_status", 503), consecutive_failures=7, failure_threshold=3,
+                          probed_at=1_790_000_404.0),
+            # a check that has not been probed yet (exporter just started): threshold known, no timestamp
+            AgentSnapshot("Fresh", "demo-node", "worker", False, "pidfile", True,
+                          ProcessReading(4600, running=True, start_time=1_790_000_500.0), None, failure_threshold=3),
         ),
-        collectors=(CollectorResult("process", True, 0.0125), CollectorResult("probe", True, 0.5031)),
+        collectors=(CollectorResult("process", True, 0.0125, 1_790_000_404.5),
+                    CollectorResult("probe", True, 0.5031, 1_790_000_404.0)),
     )
 
 
@@ -93,6 +102,16 @@ def test_values_follow_the_snapshot():
     assert v("govheal_agent_healthy", "Worker-mirror", node="linux-mini") == 0
     assert v("govheal_agent_probe_http_status_code", "Worker-mirror", node="linux-mini") == 503
     assert v("govheal_agent_info", "GG", role="orchestrator", critical="true", matcher="pidfile") == 1
+    # The probe schedule's state: failures in a row, the threshold the rule compares with, staleness.
+    assert v("govheal_agent_health_consecutive_failures", "GG") == 0
+    assert v("govheal_agent_health_consecutive_failures", "Mary") == 2
+    assert v("govheal_agent_health_consecutive_failures_threshold", "CLS") == 5
+    assert v("govheal_agent_health_last_probe_timestamp_seconds", "Mary") == 1_790_000_401.0
+    assert v("govheal_agent_health_consecutive_failures", "Paula") is None  # no check, no series
+    assert v("govheal_agent_health_consecutive_failures_threshold", "Fresh") == 3
+    assert v("govheal_agent_health_last_probe_timestamp_seconds", "Fresh") is None  # not probed yet
+    assert registry.get_sample_value("govheal_exporter_collector_last_run_timestamp_seconds",
+                                     {"collector": "process"}) == 1_790_000_404.5
     assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "probe"}) == 1
 
 

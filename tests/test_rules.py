@@ -58,16 +58,23 @@ def test_promtool_unit_tests_pass(test_file):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_unit_tests_catch_a_changed_for_duration(tmp_path):
-    """The boundary tests can fail: AgentUnhealthy with for: 4s instead of 3s breaks them."""
+@pytest.mark.parametrize(("old", "new", "alert"), [
+    (">= on (agent, node) govheal_agent_health_consecutive_failures_threshold",
+     "> on (agent, node) govheal_agent_health_consecutive_failures_threshold", "AgentUnhealthy"),
+    (">= on (agent, node) govheal_agent_health_consecutive_failures_threshold",
+     ">= on (agent, node) govheal_agent_health_consecutive_failures_threshold - 1", "AgentUnhealthy"),
+    ("        for: 0s\n", "        for: 200ms\n", "AgentDown"),
+], ids=["threshold-one-late", "threshold-one-early", "agentdown-for"])
+def test_promtool_unit_tests_catch_a_moved_boundary(tmp_path, old, new, alert):
+    """The boundary tests can fail: AgentUnhealthy one probe late or early, AgentDown held 200 ms."""
     shutil.copytree(PROM, tmp_path / "prometheus")
     agents = tmp_path / "prometheus" / "rules" / "agents.yml"
     text = agents.read_text()
-    assert "for: 3s" in text
-    agents.write_text(text.replace("for: 3s", "for: 4s", 1))
-    result = promtool("test", "rules", str(tmp_path / "prometheus" / "tests" / "agents_test.yml"))
+    assert old in text
+    agents.write_text(text.replace(old, new, 1))
+    result = promtool("test", "rules", str(tmp_path / "prometheus" / "tests" / "fast_test.yml"))
     assert result.returncode != 0
-    assert "AgentUnhealthy" in result.stdout + result.stderr
+    assert alert in result.stdout + result.stderr
 
 
 def test_every_required_alert_exists_and_is_unit_tested():

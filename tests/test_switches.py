@@ -141,10 +141,12 @@ def test_the_exporter_publishes_enabled_and_one_series_per_kind(tmp_path: Path):
     try:
         def value(name: str, agent: str, **labels: str) -> float | None:
             return registry.get_sample_value(name, {"agent": agent, "node": "n1", **labels})
+        reader.poll_processes()  # switches are read once per process round (every 100 ms), never in a scrape
         assert value("govheal_agent_enabled", "A") == 0.0 and value("govheal_agent_enabled", "B") == 1.0
         assert [value("govheal_agent_switch", "A", kind=k) for k in ("mute", "pause", "maintenance")] == [0, 0, 1]
         assert [value("govheal_agent_switch", "B", kind=k) for k in ("mute", "pause", "maintenance")] == [1, 0, 0]
         clock.t = T0 + 60
+        reader.poll_processes()
         assert value("govheal_agent_enabled", "A") == 1.0
         assert value("govheal_agent_switch", "A", kind="maintenance") == 0
     finally:
@@ -157,6 +159,7 @@ def test_unreadable_switches_leave_every_agent_enabled_and_the_scrape_whole(tmp_
     reader = FleetReader(cfg, switches=SwitchReader(tmp_path / "not-a-dir" / "govheal.sqlite3").kinds)
     registry = make_registry(reader.read)
     try:
+        reader.poll_processes()
         assert registry.get_sample_value("govheal_agent_enabled", {"agent": "A", "node": "n1"}) == 1.0
         assert "reading the governance switches failed" in caplog.text
     finally:

@@ -23,7 +23,10 @@ def summary(cfg: Config) -> str:
     rows = [("AGENT", "ROLE", "NODE", "CRIT", "FIND BY", "HEALTH", "RESTART", "DEPENDS ON")]
     for a in cfg.agents:
         find = f"{a.process.kind}={a.process.value}" if a.process else "remote"
-        health = f"{display_url(a.health.url)} ({format_duration(a.health.timeout)})" if a.health else "-"
+        health = "-"
+        if a.health and (d := cfg.detection_for(a)):
+            health = (f"{display_url(a.health.url)} ({format_duration(d.timeout)}, {d.consecutive_failures} "
+                      f"in a row, every {format_duration(d.interval)})")
         restart = a.restart.strategy if a.restart else "-"
         if a.fallback:
             restart += f" → {a.fallback.agent or 'command'}"
