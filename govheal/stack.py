@@ -61,6 +61,7 @@ class Up:
         self.supervisor = Supervisor(out=self.say, stop_event=self.stop_event)
         self.session = new_session()  # the one HTTP session for Prometheus/Alertmanager (govheal/client.py)
         self.started_at = time.time()
+        self._admin_token: Path | None = None
 
     def say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -213,6 +214,14 @@ class Up:
         if self.stop_event.is_set():
             raise Interrupted
 
+    def admin_token(self) -> Path | None:
+        """The governance page's admin token for a demo run: made (0600) under the run dir when neither
+        ``admin.token_file`` nor ``$GOVHEAL_ADMIN_TOKEN`` gives one, so the page is usable at once."""
+        if self.config.admin.token_file or os.environ.get("GOVHEAL_ADMIN_TOKEN"):
+            return None
+        self._admin_token = ensure_token(self.run_dir / "secrets" / "admin_token")
+        return self._admin_token
+
     def _start_grafana(self, prometheus_url: str, alertmanager_url: str, receiver: str | None) -> str | None:
         """Grafana with the govheal boards when one is installed (Homebrew on macOS); else one line on how
         to get it, and the stack goes on without it. Returns the governance board's URL."""
@@ -249,6 +258,9 @@ class Up:
             else:
                 token = ensure_token(self.run_dir / "secrets" / "webhook_token")
                 env["GOVHEAL_WEBHOOK_TOKEN"] = token.read_text().strip()
+            admin_token = self.admin_token()
+            if admin_token is not None:
+                env["GOVHEAL_ADMIN_TOKEN"] = admin_token.read_text().strip()
             self._start(self.python_child("receiver", "receiver", receiver, "/healthz", "/metrics", env=env,
                                           secrets=True))
         else:
@@ -283,6 +295,10 @@ class Up:
         if board:
             urls.append(f"grafana={board}")
         self.say("govheal up: ready: " + " ".join(urls))
+        if receiver:
+            how = (f"log in with the token in {shown(self._admin_token)}" if self._admin_token is not None
+                   else "log in with your admin token (admin.token_file / GOVHEAL_ADMIN_TOKEN)")
+            self.say(f"  governance     http://{receiver}/ops/governance   ({how})")
         demo = next((a for a in to_start if a.health and isinstance(a.restart, CommandRestart)
                      and "demo-agent" in a.restart.argv), None)
         if demo is not None and demo.health is not None:

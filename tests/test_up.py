@@ -93,6 +93,16 @@ def test_up_starts_every_component_heals_a_crash_and_sigterm_leaves_nothing_runn
                        timeout=60, what="A restarted by govheal under `govheal up`")
         token = tmp_path / "up" / "secrets" / "webhook_token"
         assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
+        if "receiver" in urls:
+            # the demo's governance page is usable at once: an admin token made for it, named in the output
+            admin = tmp_path / "up" / "secrets" / "admin_token"
+            assert admin.exists() and (admin.stat().st_mode & 0o777) == 0o600
+            assert re.search(r"^  governance\s+http://\S+/ops/governance   \(log in with the token in \S*admin_token\)",
+                             "".join(lines), flags=re.M), "".join(lines)
+            api = urls["receiver"].removesuffix("/metrics") + "/api/agents"
+            assert session.get(api, timeout=5).status_code == 401
+            answer = session.get(api, headers={"Authorization": f"Bearer {admin.read_text().strip()}"}, timeout=5)
+            assert answer.status_code == 200 and {a["name"] for a in answer.json()["agents"]} == {"A", "B"}
         children = _descendants(proc.pid)
         assert len(children) >= 6
     finally:

@@ -59,7 +59,7 @@ def _read_secret(config: Config, key: str, spec: str | None, env_name: str, envi
             value = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             raise AdminConfigError(f"admin.{key} {path} does not exist; create it with a random token (e.g. "
-                                   f"`openssl rand -hex 32 > {path}`) or set {env_name}") from None
+                                   f"`(umask 077; openssl rand -hex 32 > {path})`) or set {env_name}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise AdminConfigError(f"admin.{key} {path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                                    "fix its permissions or point it at the token file") from None
