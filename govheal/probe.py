@@ -1,4 +1,4 @@
-"""HTTP health probes: one lean GET with a hard deadline, run on a persistent thread pool.
+"""HTTP health probes: one lean GET with a hard deadline.
 
 A probe is a plain socket: connect, send an ``HTTP/1.0`` GET (no chunked encoding, the server closes
 after answering), read the answer (at most 64 KiB) up to Content-Length or the server's close, parse the status line
@@ -7,9 +7,8 @@ That is about a third of the CPU of ``http.client``, whose header parsing goes t
 package (measured: 12 vs 35 ms per 200 probes, docs/exporter.md). The remaining time is re-applied to
 the socket before every step, so a server that trickles bytes cannot stretch a probe past its timeout.
 
-:class:`Prober` runs one probe per agent concurrently; a probe still running against a hung agent is
-waited on again by the next scrape instead of starting a second one, so a hung agent costs at most
-one worker thread.
+The exporter runs probes on their own schedule (exporter/scheduler.py: one probe per agent at a time,
+back to back while it hangs); the remediator calls :func:`probe` directly to verify a restart.
 """
 
 from __future__ import annotations
@@ -17,11 +16,8 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -143,78 +139,3 @@ def probe(check: HealthCheck, clock: Callable[[], float] = time.monotonic) -> Pr
     elif check.body_match is not None and not re.search(check.body_match, body.decode("utf-8", "replace")):
         reason = "body_mismatch"
     return ProbeResult(clock() - start, reason, status)
-
-
-class ProbeBatch:
-    """The probes of one scrape; :meth:`wait` collects them by one shared deadline."""
-
-    def __init__(self, checks: dict[str, HealthCheck], futures: dict[str, tuple[Future[ProbeResult], float]],
-                 start: float, clock: Callable[[], float],
-                 on_results: Callable[[dict[str, ProbeResult]], None] = lambda results: None) -> None:
-        self.checks, self.futures, self.start, self._clock = checks, futures, start, clock
-        self._on_results = on_results
-
-    def wait(self, budget: float) -> dict[str, ProbeResult]:
-        """Results within max(timeout) + ``budget`` of the start; later ones count as ``timeout``.
-
-        A probe still running at the deadline is left to finish; the next scrape waits on it again
-        instead of starting a second probe against the same hung agent.
-        """
-        if not self.checks:
-            return {}
-        deadline = self.start + max(c.timeout for c in self.checks.values()) + budget
-        results: dict[str, ProbeResult] = {}
-        for name, (future, started) in self.futures.items():
-            try:
-                results[name] = future.result(timeout=max(0.0, deadline - self._clock()))
-            except FutureTimeout:
-                waited = self._clock() - started
-                results[name] = ProbeResult(min(waited, self.checks[name].timeout), "timeout")
-            except Exception:  # a bug in a probe must not fail the scrape
-                results[name] = ProbeResult(self._clock() - started, "error")
-        self._on_results(results)
-        return results
-
-
-ProbeFn = Callable[[HealthCheck], ProbeResult]
-
-
-class Prober:
-    """A persistent pool; at most one probe in flight per agent, results collected by a deadline."""
-
-    def __init__(self, workers: int, probe_fn: ProbeFn = probe, clock: Callable[[], float] = time.monotonic) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="govheal-probe")
-        self._probe = probe_fn
-        self._clock = clock
-        self._inflight: dict[str, tuple[Future[ProbeResult], float]] = {}
-        self._timed_out: set[str] = set()
-        self._lock = threading.Lock()
-
-    def submit(self, checks: Mapping[str, HealthCheck]) -> ProbeBatch:
-        """Start a probe for every agent that has none in flight; reuse the one still running.
-
-        Agents that timed out last time are queued first: their wait then overlaps the healthy probes
-        instead of starting late behind them when there are more agents than workers.
-        """
-        start = self._clock()
-        futures: dict[str, tuple[Future[ProbeResult], float]] = {}
-        order = sorted(checks, key=lambda name: name not in self._timed_out)
-        with self._lock:
-            for name in order:
-                running = self._inflight.get(name)
-                if running is None or running[0].done():
-                    running = (self._pool.submit(self._probe, checks[name]), start)
-                    self._inflight[name] = running
-                futures[name] = running
-            for name in set(self._inflight) - set(checks):
-                del self._inflight[name]
-        return ProbeBatch(dict(checks), futures, start, self._clock, self._remember)
-
-    def _remember(self, results: dict[str, ProbeResult]) -> None:
-        self._timed_out = {name for name, r in results.items() if r.reason == "timeout"}
-
-    def run(self, checks: Mapping[str, HealthCheck], budget: float) -> dict[str, ProbeResult]:
-        return self.submit(checks).wait(budget)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

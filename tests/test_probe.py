@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from govheal.config import HealthCheck
-from govheal.probe import Prober, ProbeResult, probe
+from govheal.probe import probe
 from govheal.testing.support import free_port
 
 
@@ -81,69 +81,6 @@ def test_a_server_that_never_answers_times_out_on_time():
     assert 0.25 < elapsed < 0.8 and r.duration <= 0.3
 
 
-class Gate:
-    """A fake probe that blocks until released, counting calls per URL."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, c: HealthCheck) -> ProbeResult:
-        self.calls[c.url] = self.calls.get(c.url, 0) + 1
-        if "hung" in c.url:
-            self.release.wait(10)
-        return ProbeResult(0.001, None, 200)
-
-
-def test_the_pool_answers_by_the_deadline_and_never_doubles_a_hung_probe():
-    gate = Gate()
-    prober = Prober(workers=4, probe_fn=gate)
-    checks = {"fast": check("http://127.0.0.1:1/fast", timeout=0.2),
-              "hung": check("http://127.0.0.1:1/hung", timeout=0.2)}
-    try:
-        for _ in range(3):
-            t0 = time.monotonic()
-            results = prober.run(checks, budget=0.1)
-            assert time.monotonic() - t0 < 0.3 + 0.2
-            assert results["fast"].ok
-            assert results["hung"].reason == "timeout" and results["hung"].duration == pytest.approx(0.2)
-        assert gate.calls["http://127.0.0.1:1/hung"] == 1  # reused, not re-submitted
-        assert gate.calls["http://127.0.0.1:1/fast"] == 3
-        gate.release.set()
-        time.sleep(0.05)
-        assert prober.run(checks, budget=0.1)["hung"].ok
-    finally:
-        gate.release.set()
-        prober.close()
-
-
-def test_more_probes_than_workers_still_end_by_the_deadline():
-    gate = Gate()
-    prober = Prober(workers=2, probe_fn=gate)
-    checks = {f"a{i}": check(f"http://127.0.0.1:1/hung{i}", timeout=0.2) for i in range(10)}
-    try:
-        t0 = time.monotonic()
-        results = prober.run(checks, budget=0.1)
-        assert time.monotonic() - t0 < 0.3 + 0.2
-        assert all(r.reason == "timeout" for r in results.values())
-        prober.run(checks, budget=0.1)
-        assert sum(gate.calls.values()) == 2  # queued probes are reused too: no backlog grows
-    finally:
-        gate.release.set()
-        prober.close()
-
-
-def test_a_crashing_probe_function_is_an_error_result_not_an_exception():
-    def boom(c: HealthCheck) -> ProbeResult:
-        raise RuntimeError("bug")
-
-    prober = Prober(workers=1, probe_fn=boom)
-    try:
-        assert prober.run({"x": check("http://127.0.0.1:1/")}, budget=0.1)["x"].reason == "error"
-    finally:
-        prober.close()
-
-
 def test_a_server_trickling_bytes_cannot_stretch_the_probe_past_its_timeout():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -193,22 +130,3 @@ def test_https_verifies_the_certificate(tmp_path):
         assert probe(check(f"https://127.0.0.1:{listener.getsockname()[1]}/health", timeout=2)).reason == "error"
     finally:
         listener.close()
-
-
-def test_agents_that_timed_out_last_scrape_are_probed_first():
-    order: list[str] = []
-
-    def fake(c: HealthCheck) -> ProbeResult:
-        order.append(c.url.rsplit("/", 1)[1])
-        return ProbeResult(0.5, "timeout") if c.url.endswith("slow") else ProbeResult(0.001, None, 200)
-
-    prober = Prober(workers=1, probe_fn=fake)
-    checks = {n: check(f"http://127.0.0.1:1/{n}") for n in ("a", "b", "slow", "c")}
-    try:
-        prober.run(checks, budget=0.1)
-        assert order == ["a", "b", "slow", "c"]
-        order.clear()
-        prober.run(checks, budget=0.1)
-        assert order[0] == "slow"
-    finally:
-        prober.close()
