@@ -367,7 +367,7 @@ class CriteriaSpec(Strict):
 
 
 class ReportsSpec(Strict):
-    dir: str = Field(".govheal/reports", description="where CLS_DAILY_<date>_<slot>.log and .json go")
+    dir: str = Field("reports/daily", description="where CLS_DAILY_<date>_<slot>.log and .json go")
     volume: str | None = Field(None, description="mount point dir lives on (default: /Volumes/<name> of dir)")
     pending_dir: str | None = Field(None, description="where a report waits while the volume is absent")
     slots: list[str] = Field(default_factory=lambda: ["09:00", "21:00"], min_length=1, max_length=24)

@@ -39,7 +39,7 @@ agents:
 
 def config(system: str) -> Config:
     home = HOMES[system]
-    reports = "/Volumes/Backup/02luka/reports/daily" if system == "Darwin" else ".govheal/reports"
+    reports = "/Volumes/Backup/02luka/reports/daily" if system == "Darwin" else "reports/daily"
     node = "mac-studio" if system == "Darwin" else "linux-node"
     return parse_config(CONFIG.format(node=node, reports=reports), source=Path(f"{home}/02luka/govheal.yaml"))
 
