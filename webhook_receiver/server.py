@@ -53,6 +53,39 @@ FD_RESERVE = 64  # descriptors kept for the state file, logs, outgoing HTTP, sub
 LINGER_SECONDS = 5.0  # a lingering close discards the rest of a refused request for at most this long
 LINGER_BYTES = 64 * 1024 * 1024  # ... and at most this much of it
 LINGER_CHUNK = 256 * 1024
+QUEUE_LOG_INTERVAL = 60.0  # seconds: waitress's "Task queue depth is N" at most once in this time
+
+
+class QueueDepthFilter(logging.Filter):
+    """waitress warns "Task queue depth is N" for every request that waits for a free thread: thousands of
+    lines a minute under load (and their cost on the request path). One per ``QUEUE_LOG_INTERVAL``, saying
+    how many were left out, keeps the signal."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = QUEUE_LOG_INTERVAL) -> None:
+        super().__init__()
+        self.clock = clock
+        self.interval = interval
+        self.next_at = 0.0
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if now < self.next_at:
+            self.dropped += 1
+            return False
+        if self.dropped:
+            record.msg = f"{record.getMessage()} ({self.dropped} such warning(s) left out in the last " \
+                         f"{self.interval:g} s: requests waited for a free thread; see receiver.threads)"
+            record.args = ()
+        self.next_at, self.dropped = now + self.interval, 0
+        return True
+
+
+def quiet_queue_log() -> None:
+    """Install :class:`QueueDepthFilter` on waitress's queue logger (once)."""
+    logger = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, QueueDepthFilter) for f in logger.filters):
+        logger.addFilter(QueueDepthFilter())
 
 
 def _loopback(host: str) -> bool:
@@ -222,6 +255,7 @@ def make_server(app: Any, config: Config, host: str, port: int, *,
     """Bind ``host:port`` (port 0 = any free one; ``server.effective_port`` says which) with the receiver's
     limits; ``server.run()`` serves until SIGTERM/SIGINT. Raises OSError when the address cannot be bound."""
     rc = config.receiver
+    quiet_queue_log()
     soft = raise_fd_limit(rc.max_connections + FD_RESERVE)
     connections = max(10, min(rc.max_connections, soft - FD_RESERVE))
     if connections < rc.max_connections:

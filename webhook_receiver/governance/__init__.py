@@ -87,6 +87,7 @@ def install(app: Flask, parts: Parts) -> None:
     """Mount the page and the API on ``app``; the session key comes from the state dir."""
     config = parts.sources.config
     app.secret_key = auth.session_key(config)
+    app.session_interface = auth.SlidingSession()
     app.config.update(SESSION_COOKIE_NAME="govheal_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=page_url(config).startswith("https:"),
                       PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.admin.session_lifetime))

@@ -18,8 +18,12 @@ import hmac
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from flask.sessions import SecureCookieSessionInterface
 
 from govheal.config import Config
 from govheal.errors import GovhealError
@@ -109,6 +113,29 @@ def _new_key(path: Path, replace: bool = False) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(key + b"\n")
     return key
+
+
+SESSION_REFRESH = 60  # seconds: a logged-in session's cookie (and its expiry) is re-sent at most this often
+
+
+class SlidingSession(SecureCookieSessionInterface):
+    """Flask's signed cookie session, verified on every request as before; only the re-signing is rarer.
+    Flask re-signs a permanent session on every response to slide its expiry forward (an HMAC and a zlib
+    compression per page view, a tenth of a page view's time); here the cookie is re-sent when the session
+    changed or at most every ``SESSION_REFRESH`` seconds (``t`` in it: when it was last sent), so a session
+    still ends ``admin.session_lifetime`` after the last use, give or take a minute."""
+
+    def should_set_cookie(self, app: Any, session: Any) -> bool:
+        if session.modified:
+            return True
+        if not (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
+            return False
+        return time.time() - float(session.get("t", 0)) >= SESSION_REFRESH
+
+    def save_session(self, app: Any, session: Any, response: Any) -> None:
+        if session and self.should_set_cookie(app, session):
+            session["t"] = int(time.time())
+        super().save_session(app, session, response)
 
 
 def new_csrf() -> str:

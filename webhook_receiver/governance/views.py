@@ -7,9 +7,11 @@ for the API and the login page for the browser, never a traceback.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +64,61 @@ class ViewCache:
                 self._building.discard(name)
 
 
+class Body:
+    """A built response body as bytes, with its gzip variant made once, the first time a client asks for it."""
+
+    __slots__ = ("_gz", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._gz: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        if self._gz is None:  # two threads may both make it: same bytes, no harm
+            self._gz = gzip.compress(self.raw, compresslevel=GZIP_LEVEL, mtime=0)
+        return self._gz
+
+
+GZIP_LEVEL = 6  # 152 KB page → ~15 KB in ~1.5 ms, once per built body
+SESSION_PAGES = 64  # finished pages kept per (role, user, CSRF token); a few operators each, a few KB gzipped
+
+
+class SessionPages:
+    """The finished page of one login (its name and CSRF token are in it) for the current agent tables:
+    rebuilt when the tables change (any change made here, or the 1 s view cache expiring), else reused, so
+    a reload costs no rendering and no copy. Bounded (least recently used out)."""
+
+    def __init__(self, size: int = SESSION_PAGES) -> None:
+        self._data: OrderedDict[tuple[Any, ...], tuple[Any, Body]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, who: tuple[Any, ...], tables: Any, build: Callable[[], Body]) -> Body:
+        with self._lock:
+            hit = self._data.get(who)
+            if hit is not None and hit[0] is tables:
+                self._data.move_to_end(who)
+                return hit[1]
+        body = build()
+        with self._lock:
+            self._data[who] = (tables, body)
+            self._data.move_to_end(who)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return body
+
+
+def send(body: Body, mimetype: str) -> Response:
+    """``body`` gzipped when the client accepts it (browsers always do), else as is; ``Vary: Accept-Encoding``
+    either way so a cache in between keeps the two apart."""
+    zipped = request.accept_encodings["gzip"] > 0
+    resp = Response(body.gzipped() if zipped else body.raw, mimetype=mimetype)
+    if zipped:
+        resp.headers["Content-Encoding"] = "gzip"
+    resp.vary.add("Accept-Encoding")
+    return resp
+
+
 class GovernanceContext:
     """What the views need; ``app.extensions["govheal.governance"]``."""
 
@@ -73,6 +130,7 @@ class GovernanceContext:
         self.refresh = refresh
         self.default_tz = default_tz
         self.cache = ViewCache()
+        self.pages = SessionPages()
 
     def key(self) -> tuple[Any, ...]:
         snap = self.sources.prom()
@@ -141,8 +199,9 @@ def api_auth() -> Any:
 @api.get("/agents")
 def api_agents() -> Any:
     c = ctx()
-    body = c.cache.get("api", c.key(), lambda: json.dumps(_timed(lambda: agents(c.sources)), ensure_ascii=False))
-    return Response(body, mimetype="application/json")
+    body = c.cache.get("api", c.key(), lambda: Body(json.dumps(_timed(lambda: agents(c.sources)),
+                                                                ensure_ascii=False).encode()))
+    return send(body, "application/json")
 
 
 @api.get("/agents/<name>")
@@ -258,13 +317,20 @@ def board() -> Any:
         return denied
     t0 = time.perf_counter()
     c = ctx()
-    role = session.get("role")
+    role, user, csrf = session.get("role"), session.get("user"), _csrf()
+    message, error = session.pop("message", None), session.pop("error", None)
     data, tables = c.cache.get(f"page:{role}", c.key(), lambda: _tables(role))
-    html = render_template("governance/page.html", data=data, tables=tables.replace(CSRF_MARK, _csrf()),
-                           csrf=_csrf(), user=session.get("user"), role=role, refresh=int(c.refresh),
-                           message=session.pop("message", None), error=session.pop("error", None))
+
+    def build() -> Body:
+        return Body(render_template("governance/page.html", data=data, tables=tables.replace(CSRF_MARK, csrf),
+                                    csrf=csrf, user=user, role=role, refresh=int(c.refresh), message=message,
+                                    error=error).encode())
+
+    # a one-time message is rendered for this view only; otherwise this login's page for these tables
+    body = build() if message or error else c.pages.get((role, user, csrf), tables, build)
+    resp = send(body, "text/html")
     c.sources.latency.add(time.perf_counter() - t0)
-    return html
+    return resp
 
 
 def _tables(role: str | None) -> tuple[dict[str, Any], Markup]:
