@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import platform
 import sys
@@ -21,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "receiver": "bench.receiver",
     "governance": "bench.governance",
     "heal_latency": "bench.heal_latency",
+    "soak": "bench.soak",
 }
 
 
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="run length of the benchmarks that take one (soak: default 15, --quick 2)")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or list(BENCHMARKS):
         module = importlib.import_module(BENCHMARKS[name])
         print(f"## {name}\n")
-        print(module.run(quick=args.quick))
+        kwargs = {"minutes": args.minutes} if "minutes" in inspect.signature(module.run).parameters else {}
+        print(module.run(quick=args.quick, **kwargs))
         print()
         sys.stdout.flush()
     return 0

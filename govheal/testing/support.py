@@ -129,7 +129,7 @@ class DemoAgent:
 
 
 def demo_config_text(agents: list[DemoAgent], *, node: str = "test-node", extra: str = "",
-                     agent_extra: dict[str, str] | None = None) -> str:
+                     agent_extra: dict[str, str] | None = None, health_timeout: str = "500ms") -> str:
     """A govheal.yaml for the given demo agents (command restart strategy, pidfile matching)."""
     lines = [f"node: {node}", "state_dir: state", "telemetry_log: telemetry/autoheal.log", extra, "agents:"]
     for a in agents:
@@ -137,7 +137,7 @@ def demo_config_text(agents: list[DemoAgent], *, node: str = "test-node", extra:
             f"  - name: {a.name}",
             "    role: demo",
             f"    process: {{pidfile: {json.dumps(str(a.pidfile))}}}",
-            f"    health: {{url: {json.dumps(a.health_url)}, timeout: 500ms}}",
+            f"    health: {{url: {json.dumps(a.health_url)}, timeout: {health_timeout}}}",
             "    start_grace: 5s",
             "    restart:",
             "      strategy: command",
