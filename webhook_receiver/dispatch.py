@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from govheal.config import Config
@@ -20,10 +21,14 @@ from govheal.state import disk_failure, log_failure
 from remediator.api import Event, Request, Result, UnknownAgent
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
+from webhook_receiver.ha import Announcer, Decision, Subject, deputy_wording
 from webhook_receiver.inbox import Entry, Inbox
 from webhook_receiver.metrics import DispatchStage, ReceiverMetrics
 
 log = logging.getLogger("govheal.receiver.dispatch")
+
+# A possible replica echo (webhook_receiver/ha.py) is told only when remediating it did something.
+QUIET_OUTCOMES = ("already_recovered", "duplicate")
 
 
 class RemediatorLike(Protocol):
@@ -39,6 +44,13 @@ class BridgeLike(Protocol):
 def dedupe_id(entry: Entry) -> str:
     """Stable per inbox row (its UNIQUE key), so re-telling the bridge after a crash queues nothing twice."""
     return f"alert:{entry.incident}:{entry.status}"
+
+
+def subject(entry: Entry) -> Subject:
+    """What the HA announcer (webhook_receiver/ha.py) needs of a row."""
+    a = entry.alert
+    return Subject(id=entry.id, alertname=a.alertname, status=a.status, node=entry.routing.node,
+                   agent=entry.routing.agent, starts_at=a.startsAt, incident=entry.incident, ends_at=a.endsAt)
 
 
 def base_notice(entry: Entry) -> Notice:
@@ -57,8 +69,9 @@ class Dispatcher:
 
     def __init__(self, config: Config, inbox: Inbox, *, remediator: RemediatorLike, bridge: BridgeLike,
                  metrics: ReceiverMetrics | None = None, clock: Callable[[], float] = time.time,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, announcer: Announcer | None = None) -> None:
         self.config = config
+        self.announcer = announcer
         self.inbox = inbox
         self.remediator = remediator
         self.bridge = bridge
@@ -176,23 +189,62 @@ class Dispatcher:
         and is retried every ``retry_delay`` until writes succeed again; nothing is reported as given up.
         """
         base = base_notice(entry)
-        if not entry.notified:  # a crash after the bridge's commit and before ours: the dedupe id covers it
-            try:
-                self.bridge.notify(base, dedupe_id=dedupe_id(entry))
-            except Exception as exc:
-                log_failure(log, "dispatch: bridge refused the notice for %r; will retry", exc, entry.incident)
-                self._error(DispatchStage.NOTIFY)
-                return False
-            self.inbox.mark_notified(entry.id)
-        result: str | None = "notified"
+        decision, took_over = self._announce(entry)
+        if decision is not Decision.NO and self.announcer is not None and self.announcer.deputised(subject(entry)):
+            base = replace(base, action=deputy_wording(self.config.node, entry.routing.node))
+        # not notified yet (a crash after the bridge's commit and before ours: the dedupe id covers it)
+        if decision is Decision.NOW and not entry.notified and not self._tell(entry, base):
+            return False
+        if took_over is not None:
+            self._catch_up(took_over)
+        result: str | None = "notified" if decision is Decision.NOW else "recorded"
         if entry.routing.acts:
-            result = self._remediate(entry, base)
+            result = self._remediate(entry, base, quiet=decision is not Decision.NOW,
+                                     tell_if_acted=decision is Decision.IF_ACTED)
         if result is None:
             return False
         self.inbox.finish(entry.id, result, self.clock())
         return True
 
-    def _remediate(self, entry: Entry, base: Notice) -> str | None:
+    def _tell(self, entry: Entry, base: Notice) -> bool:
+        try:
+            self.bridge.notify(base, dedupe_id=dedupe_id(entry))
+        except Exception as exc:
+            log_failure(log, "dispatch: bridge refused the notice for %r; will retry", exc, entry.incident)
+            self._error(DispatchStage.NOTIFY)
+            return False
+        self.inbox.mark_notified(entry.id)
+        return True
+
+    def _announce(self, entry: Entry) -> tuple[Decision, str | None]:
+        """Does this receiver tell people about the row (webhook_receiver/ha.py: several nodes, an HA Prometheus
+        pair), and did the row just mark a peer's receiver down (its firing alerts are then announced here)?"""
+        if self.announcer is None:
+            return Decision.NOW, None
+        s = subject(entry)
+        took_over = s.node if self.announcer.observe(s) else None
+        return self.announcer.decide(s), took_over
+
+    def _catch_up(self, node: str | None) -> None:
+        """A peer's receiver went down: announce its alerts still firing that started from then on."""
+        if self.announcer is None or node is None:
+            return
+        for row_id in self.announcer.catch_up(node):
+            entry = self.inbox.get(row_id)
+            if entry is None:
+                continue
+            notice = replace(base_notice(entry), action=deputy_wording(self.config.node, node))
+            try:
+                self.bridge.notify(notice, dedupe_id=dedupe_id(entry))
+            except Exception as exc:
+                log_failure(log, "dispatch: bridge refused the catch-up notice for %r", exc, entry.incident)
+                self._error(DispatchStage.NOTIFY)
+                continue
+            self.inbox.mark_notified(entry.id)
+            log.info("dispatch: announced %s of node %s for its receiver (down)", entry.incident, node)
+
+    def _remediate(self, entry: Entry, base: Notice, *, quiet: bool = False,
+                   tell_if_acted: bool = False) -> str | None:
         """The remediator's outcome for the inbox row; None to try again later (the state disk is failing)."""
         agent, action = entry.routing.agent, entry.routing.action
         assert agent and action
@@ -204,7 +256,8 @@ class Dispatcher:
                 self._error(DispatchStage.REMEDIATE)
                 return None if disk_failure(exc) else "error"
             return "resolved"
-        self._inflight[entry.incident] = base
+        if not quiet:  # quiet: another node announced the incident; its progress is not ours to tell
+            self._inflight[entry.incident] = base
         req = Request(agent=agent, action=action, incident=entry.incident,  # type: ignore[arg-type]
                       reason=f"{entry.alert.alertname} firing", source="alertmanager")
         try:
@@ -216,12 +269,15 @@ class Dispatcher:
             self._error(DispatchStage.REMEDIATE)
             if disk_failure(exc):
                 return None  # not a verdict: the remediator resumes the incident once it can write again
-            self._notify(wording.not_attempted(base, action, exc))
+            if not quiet:
+                self._notify(wording.not_attempted(base, action, exc))
             return "error"
         finally:
             self._inflight.pop(entry.incident, None)
+        if tell_if_acted and res.outcome not in QUIET_OUTCOMES:  # not an echo after all: a real outage
+            quiet = not self._tell(entry, base)
         update = wording.result_notice(base, res)
-        if update is not None:
+        if update is not None and not quiet:
             self._notify(update)
         log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
