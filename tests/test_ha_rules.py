@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from govheal.config import Config, parse_config
+from govheal.config import Config
+from govheal.seams import parse_config
 from govheal.state import State
 from webhook_receiver.dispatch import subject
 from webhook_receiver.ha import HA, Announcer, Decision, Episodes, receiver_down_alerts

@@ -36,6 +36,7 @@ BASE = {
     "govheal.resources",
     "govheal.state",
     "govheal.store",
+    "govheal.serving",
     "govheal.supervise",
     "govheal.switches",
     "govheal.tools",
