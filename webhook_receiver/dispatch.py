@@ -49,8 +49,9 @@ def dedupe_id(entry: Entry) -> str:
 def subject(entry: Entry) -> Subject:
     """What the HA announcer (webhook_receiver/ha.py) needs of a row."""
     a = entry.alert
-    return Subject(id=entry.id, alertname=a.alertname, status=a.status, node=entry.routing.node,
-                   agent=entry.routing.agent, starts_at=a.startsAt, incident=entry.incident, ends_at=a.endsAt)
+    return Subject(id=entry.id, fingerprint=a.fingerprint, alertname=a.alertname, status=a.status,
+                   node=entry.routing.node, agent=entry.routing.agent, starts_at=a.startsAt, incident=entry.incident,
+                   ends_at=a.endsAt)
 
 
 def base_notice(entry: Entry) -> Notice:

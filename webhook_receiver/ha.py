@@ -42,7 +42,7 @@ from enum import StrEnum
 from govheal.config import Config
 from govheal.state import Component
 from govheal.store import migrate, tx
-from webhook_receiver.models import Alert
+from webhook_receiver.models import Alert, incident_id
 
 log = logging.getLogger("govheal.receiver.ha")
 
@@ -167,7 +167,7 @@ class Episodes:
             return True
         healed = self.conn.execute(
             "SELECT 1 FROM inbox_alerts WHERE incident = ? AND status = 'firing' AND result IN (?, ?) "
-            "AND finished <= ?", (f"{fp}:{starts_at}", *HEALED, s)).fetchone()
+            "AND finished <= ?", (incident_id(fp, starts_at), *HEALED, s)).fetchone()
         return healed is not None
 
     def prune(self, before: float) -> None:
@@ -189,6 +189,7 @@ class Subject:
     """What the announcer needs of an inbox row."""
 
     id: int
+    fingerprint: str
     alertname: str
     status: str
     node: str | None
@@ -291,8 +292,7 @@ class Announcer:
                 return Decision.NOW  # we never saw it firing (down at the time): the resolve is the only trace
         if self.enabled and not self._announces_firing(s):
             return Decision.NO
-        if s.status == "firing" and self.episodes is not None and self.episodes.echo(s.incident.split(":", 1)[0],
-                                                                                     s.starts_at):
+        if s.status == "firing" and self.episodes is not None and self.episodes.echo(s.fingerprint, s.starts_at):
             return Decision.IF_ACTED
         return Decision.NOW
 
