@@ -106,4 +106,4 @@ def test_demo_agent_fails_every_start_while_its_poison_file_exists(tmp_path):
             "--fail-if-exists", str(poison), "--crash-after", "0.1"]
     assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 3
     poison.unlink()
-    assert subprocess.run(argv[:-2] + ["--crash-after", "0.2"], capture_output=True, timeout=30).returncode == 3
+    assert subprocess.run([*argv[:-2], "--crash-after", "0.2"], capture_output=True, timeout=30).returncode == 3
