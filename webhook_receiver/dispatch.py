@@ -14,11 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from govheal.config import Config
 from govheal.state import disk_failure, log_failure
-from remediator.api import Event, Request, Result, UnknownAgent
+from remediator.api import OUTCOMES, Event, Request, Result, UnknownAgent
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
 from webhook_receiver.ha import Announcer, Decision, Subject, deputy_wording
@@ -29,6 +30,12 @@ log = logging.getLogger("govheal.receiver.dispatch")
 
 # A possible replica echo (webhook_receiver/ha.py) is told only when remediating it did something.
 QUIET_OUTCOMES = ("already_recovered", "duplicate")
+# An alert that started while govheal itself was restarting the agent (AgentDown while the old process is
+# stopped and the new one starts, after an AgentUnhealthy restart) is that restart, not a new fault: it is
+# told only if acting on it does something. This long after the restart ended still counts (one scrape and
+# one evaluation of the single-host profile, with room).
+OWN_RESTART_GRACE = 2.0
+FINAL_OUTCOMES = frozenset(OUTCOMES)  # a request's last line: the restart is over
 
 
 class RemediatorLike(Protocol):
@@ -85,6 +92,7 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._known: set[int] = set()
         self._inflight: dict[str, Notice] = {}
+        self._restarting: dict[str, tuple[float, float | None]] = {}  # agent → (first attempt, verdict) times
         self._threads: list[threading.Thread] = []
         self._stopping = False
         if metrics:
@@ -191,6 +199,8 @@ class Dispatcher:
         """
         base = base_notice(entry)
         decision, took_over = self._announce(entry)
+        if decision is Decision.NOW and entry.routing.acts and self._caused_by_our_restart(entry):
+            decision = Decision.IF_ACTED
         if decision is not Decision.NO and self.announcer is not None and self.announcer.deputised(subject(entry)):
             base = replace(base, action=deputy_wording(self.config.node, entry.routing.node))
         # not notified yet (a crash after the bridge's commit and before ours: the dedupe id covers it)
@@ -283,7 +293,27 @@ class Dispatcher:
         log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
 
+    def _caused_by_our_restart(self, entry: Entry) -> bool:
+        """Did this firing alert start while we were restarting its agent (for another incident)?"""
+        if entry.alert.status != "firing" or not entry.routing.agent:
+            return False
+        window = self._restarting.get(entry.routing.agent)
+        if window is None:
+            return False
+        try:
+            start = datetime.fromisoformat(entry.alert.startsAt).timestamp()
+        except ValueError:
+            return False
+        began, ended = window
+        return began <= start and (ended is None or start <= ended + OWN_RESTART_GRACE)
+
     def _on_event(self, event: Event) -> None:
+        if event.outcome == "restarting":
+            began, ended = self._restarting.get(event.agent, (0.0, None))
+            if ended is not None or not began:  # a new restart (the first attempt of this request)
+                self._restarting[event.agent] = (event.time, None)
+        elif event.outcome in FINAL_OUTCOMES and event.agent in self._restarting:
+            self._restarting[event.agent] = (self._restarting[event.agent][0], event.time)
         base = self._inflight.get(event.incident)
         update = wording.progress_notice(base, event) if base else None
         if update is not None:
