@@ -37,7 +37,7 @@ class Remediator:
 
     def submit(self, req: Request, *, dry_run: bool = False) -> Result:
         self.submitted.append(req)
-        outcome = self.outcomes.pop(0)
+        outcome = self.outcomes.pop(0) if self.outcomes else "already_recovered"
         if outcome != "already_recovered":
             self._emit(req, "restarting")
             time.sleep(self.restart_seconds)
@@ -106,3 +106,54 @@ def test_an_alert_during_our_restart_that_needs_acting_on_is_told(rig) -> None:
     assert svc.dispatcher.wait_idle(10)
     keys = [n.key.split(":")[0] for n in bridge.notices]
     assert "ccccccccccccccc2" in keys and keys.index("ccccccccccccccc2") > keys.index("ccccccccccccccc1")
+
+
+# -- a heal that did not hold before Prometheus saw it ------------------------------------------------------
+
+@pytest.mark.parametrize("rig", [("healed", "healed")], indirect=True)
+def test_a_healed_agent_whose_alert_does_not_resolve_is_looked_at_until_it_does(rig) -> None:
+    """The agent died again within a scrape of its heal (or the resolve was lost): the alert stays firing with
+    the same start and Alertmanager sends nothing new. The receiver asks the remediator to look again every
+    recheck_after until the resolve arrives; the look that restarts is told as a new message."""
+    rem, bridge, post, svc = rig
+    svc.dispatcher.recheck_after = 0.2
+    starts = rfc3339(time.time())
+    post(alert("GG", alertname="AgentDown", fp="ddddddddddddddd1", starts=starts))
+    deadline = time.monotonic() + 10
+    while len(rem.submitted) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.incident.rsplit("#", 1)[-1] for r in rem.submitted][1:4] == ["recheck-1", "recheck-2", "recheck-3"]
+    post(alert("GG", alertname="AgentDown", fp="ddddddddddddddd1", starts=starts, status="resolved"))
+    time.sleep(0.6)
+    assert svc.dispatcher.wait_idle(5)
+    looked = len(rem.submitted)
+    time.sleep(0.6)
+    assert len(rem.submitted) == looked, "resolved: no more looks"
+    keys = {n.key for n in bridge.notices}
+    assert f"ddddddddddddddd1:{starts}#recheck-1" in keys, "the restart again is a message of its own"
+    assert not any(k.endswith(("recheck-2", "recheck-3")) for k in keys), "a look that found it healthy says nothing"
+
+
+@pytest.mark.parametrize("rig", [("healed", "healed")], indirect=True)
+def test_a_resolved_alert_is_not_looked_at_again(rig) -> None:
+    rem, _, post, svc = rig
+    svc.dispatcher.recheck_after = 0.3
+    starts = rfc3339(time.time())
+    post(alert("GG", alertname="AgentDown", fp="eeeeeeeeeeeeeee1", starts=starts))
+    assert svc.dispatcher.wait_idle(5)
+    post(alert("GG", alertname="AgentDown", fp="eeeeeeeeeeeeeee1", starts=starts, status="resolved"))
+    time.sleep(0.8)
+    assert svc.dispatcher.wait_idle(5)
+    assert len(rem.submitted) == 1
+
+
+@pytest.mark.parametrize("rig", [("failed", "duplicate")], indirect=True)
+def test_the_circuit_opening_is_told_although_it_starts_as_our_restart_ends(rig) -> None:
+    """AgentCircuitOpen (remediation=failover) fires as the restarts give up: it is the CRIT, never muted."""
+    _, bridge, post, svc = rig
+    post(alert("GG", alertname="AgentDown", fp="fffffffffffffff1", starts=rfc3339(time.time())))
+    assert svc.dispatcher.wait_idle(10)
+    post(alert("GG", alertname="AgentCircuitOpen", fp="fffffffffffffff2", remediation="failover",
+               starts=rfc3339(time.time())))
+    assert svc.dispatcher.wait_idle(10)
+    assert "fffffffffffffff2" in {n.key.split(":")[0] for n in bridge.notices}

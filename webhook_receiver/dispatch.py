@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from webhook_receiver.bridge.model import Notice
 from webhook_receiver.ha import Announcer, Decision, Subject, deputy_wording
 from webhook_receiver.inbox import Entry, Inbox
 from webhook_receiver.metrics import DispatchStage, ReceiverMetrics
+from webhook_receiver.models import Alert
 
 log = logging.getLogger("govheal.receiver.dispatch")
 
@@ -53,6 +54,33 @@ def dedupe_id(entry: Entry) -> str:
     return f"alert:{entry.incident}:{entry.status}"
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """Look again at an agent healed for ``entry`` whose alert has not resolved ``recheck_after`` later.
+
+    Two ways a new outage reaches nobody (both seen under make chaos): the agent dies again within a scrape
+    of its heal, so Prometheus never saw it healthy and the same alert keeps firing; or the resolve was lost
+    (Prometheus restarted before sending it), so Alertmanager still holds the old alert as firing and merges
+    the next outage of the agent into it, and sends nothing new. Until the resolve arrives the receiver asks
+    the remediator to look every ``recheck_after``: a healthy agent costs one health check, a down one is
+    restarted (a new message: the earlier one said it had recovered)."""
+
+    entry: Entry
+    n: int
+
+    @property
+    def id(self) -> int:  # the dispatcher's bookkeeping key: never an inbox row id
+        return -(self.entry.id * 1000 + self.n)
+
+    @property
+    def agent(self) -> str | None:
+        return self.entry.agent
+
+    @property
+    def alert(self) -> Alert:
+        return self.entry.alert
+
+
 def subject(entry: Entry) -> Subject:
     """What the HA announcer (webhook_receiver/ha.py) needs of a row."""
     a = entry.alert
@@ -74,6 +102,8 @@ class Dispatcher:
     """Worker pool over per-agent lanes; the inbox is the source of truth, this is only the schedule."""
 
     retry_delay = 5.0
+    recheck_after = 10.0  # a healed agent's alert resolves within a scrape + evaluation + group tick
+    max_rechecks = 30  # 5 minutes: Alertmanager resolves a stale alert in 4 resend delays (20 s) at most
 
     def __init__(self, config: Config, inbox: Inbox, *, remediator: RemediatorLike, bridge: BridgeLike,
                  metrics: ReceiverMetrics | None = None, clock: Callable[[], float] = time.time,
@@ -191,7 +221,12 @@ class Dispatcher:
             return entry
 
     # -- the work itself
-    def process(self, entry: Entry) -> bool:
+    def process(self, entry: Entry | Recheck) -> bool:
+        if isinstance(entry, Recheck):
+            return self._recheck(entry)
+        return self._process(entry)
+
+    def _process(self, entry: Entry) -> bool:
         """Tell the bridge, then the remediator; True when the row is finished, False to retry later.
 
         A disk that refuses writes (the state object logged it once) is waited out: the row stays pending
@@ -199,7 +234,7 @@ class Dispatcher:
         """
         base = base_notice(entry)
         decision, took_over = self._announce(entry)
-        if decision is Decision.NOW and entry.routing.acts and self._caused_by_our_restart(entry):
+        if decision is Decision.NOW and entry.routing.action == "restart" and self._caused_by_our_restart(entry):
             decision = Decision.IF_ACTED
         if decision is not Decision.NO and self.announcer is not None and self.announcer.deputised(subject(entry)):
             base = replace(base, action=deputy_wording(self.config.node, entry.routing.node))
@@ -290,8 +325,51 @@ class Dispatcher:
         update = wording.result_notice(base, res)
         if update is not None and not quiet:
             self._notify(update)
+        if res.outcome == "healed":
+            self._schedule_recheck(entry, 1)
         log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
+
+    def _schedule_recheck(self, entry: Entry, n: int) -> None:
+        if n > self.max_rechecks:
+            return
+
+        def due() -> None:
+            with self._cv:
+                stopping = self._stopping
+            if not stopping:
+                self.enqueue(Recheck(entry, n))  # type: ignore[arg-type]
+        timer = threading.Timer(self.recheck_after, due)
+        timer.daemon = True
+        timer.start()
+
+    def _recheck(self, item: Recheck) -> bool:
+        """The healed incident's alert has not resolved: ask the remediator to look (and act) again, under an
+        incident id of its own; people hear of it only if it acts, as an update of the incident's message."""
+        entry = item.entry
+        agent, action = entry.routing.agent, entry.routing.action
+        if not agent or not action or self.inbox.resolved(entry.incident):
+            return True
+        req = Request(agent=agent, action=action, incident=f"{entry.incident}#recheck-{item.n}",  # type: ignore[arg-type]
+                      reason=f"{entry.alert.alertname} still firing {self.recheck_after:g}s after the heal",
+                      source="alertmanager")
+        try:
+            res = self.remediator.submit(req)
+        except Exception as exc:
+            log_failure(log, "dispatch: recheck of %r failed", exc, entry.incident)
+            return True
+        current = self.inbox.get(entry.id) or entry
+        if res.outcome not in (*QUIET_OUTCOMES, "skipped", "circuit_open") and current.notified:
+            again = replace(base_notice(entry), key=req.incident, created=self.clock(),
+                            action=f"down again after its heal, while {entry.alert.alertname} was still firing")
+            self._notify(again)
+            update = wording.result_notice(again, res)
+            if update is not None:
+                self._notify(update)
+        log.info("dispatch: recheck %d of %r: %s", item.n, entry.incident, res.outcome)
+        if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
+            self._schedule_recheck(entry, item.n + 1)
+        return True
 
     def _caused_by_our_restart(self, entry: Entry) -> bool:
         """Did this firing alert start while we were restarting its agent (for another incident)?"""

@@ -129,6 +129,13 @@ class Inbox:
             rows = self.conn.execute("SELECT * FROM inbox_alerts WHERE state = ? ORDER BY id", (PENDING,)).fetchall()
         return [_entry(r) for r in rows]
 
+    def resolved(self, incident: str) -> bool:
+        """Has the incident's resolve been recorded?"""
+        with self._lock:
+            row = self.conn.execute("SELECT 1 FROM inbox_alerts WHERE incident = ? AND status = 'resolved' LIMIT 1",
+                                    (incident,)).fetchone()
+        return row is not None
+
     def get(self, entry_id: int) -> Entry | None:
         with self._lock:
             row = self.conn.execute("SELECT * FROM inbox_alerts WHERE id = ?", (entry_id,)).fetchone()
