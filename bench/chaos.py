@@ -37,7 +37,8 @@ TARGETS = {  # issue 12 (heal faster) under chaos: fault → healthy, seconds (p
 }
 MAX_DOWNTIME = 15.0
 INCIDENT_ALERTS = ("AgentDown", "AgentUnhealthy")
-KEY = re.compile(r"[0-9a-f]{16}:\d{4}-\d\d-\d\dT[0-9:.]+Z")
+KEY = re.compile(r"[0-9a-f]{16}:\d{4}-\d\d-\d\dT[0-9:.]+Z(?:#recheck-\d+)?")
+NOTICED_WITHIN = 10.0  # a fault is "told" by a message created or edited this long after it healed
 
 
 def pct(xs: list[float], p: float) -> float | None:
@@ -102,12 +103,22 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
     # per channel: in how many created messages each incident key appears
     created: dict[str, Counter[str]] = {ch: Counter() for ch in msgs}
     received: dict[str, Counter[int]] = {ch: Counter() for ch in msgs}
+    rechecks: dict[str, Counter[int]] = {ch: Counter() for ch in msgs}  # "down again" messages, by fault
+    touched: dict[str, list[tuple[float, str]]] = {ch: [] for ch in msgs}  # (time, agent) of every message
     for ch, items in msgs.items():
         for m in items:
             fs = {incidents[k]["fault"] for k in m["keys"] if k in incidents}
             for fid in fs:
                 if fid is not None:
                     received[ch][fid] += 1
+            for k in m["keys"]:
+                base = incidents.get(k.split("#", 1)[0])
+                if base:
+                    touched[ch].append((m["t"], base["agent"]))
+                    if "#" in k and m["new"]:
+                        f = fault_at(base["agent"], m["t"])
+                        if f is not None:
+                            rechecks[ch][f.id] += 1
             if m["new"]:
                 for k in set(m["keys"]):
                     created[ch][k] += 1
@@ -150,9 +161,18 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
         window = [e for e in audit if e["agent"] == f.agent and f.start <= e["time"] < (f.end or ended)]
         rec["circuit_opened"] = any(e.get("outcome") in ("circuit_open", "failover_started") for e in window)
         rec["failovers"] = sum(e.get("outcome") == "failover_started" for e in window)
+        rec["rechecks_told"] = {ch: rechecks[ch][f.id] for ch in msgs}
         if f.healable:
             rec["healed"] = f.healthy_at is not None
-            rec["lost"] = {ch: announced[ch] == 0 for ch in msgs}
+            until = (f.healthy_at or f.end or ended) + NOTICED_WITHIN
+            heard = {ch: announced[ch] + rechecks[ch][f.id] > 0 for ch in msgs}
+            merged = {ch: any(a == f.agent and f.start <= t <= until for t, a in touched[ch]) for ch in msgs}
+            quick = rec["downtime_s"] is not None and rec["downtime_s"] < 5.0 and not mine
+            # lost: an outage people heard nothing of (no message of its own, no update of the agent's message
+            # in the meantime, and not a blip healed before any alert could fire)
+            rec["lost"] = {ch: not heard[ch] and not merged[ch] and not quick for ch in msgs}
+            rec["told_as"] = {ch: "own message" if heard[ch] else "update of an earlier message" if merged[ch]
+                              else "healed before an alert" if quick else "nothing" for ch in msgs}
             rec["double_restart"] = rec["new_processes"] > 1
         records.append(rec)
     # a message that the receiver told the bridge about and that never arrived
@@ -207,8 +227,8 @@ def table(result: dict, s: dict, meta: dict) -> str:
     lines = [f"machine: {meta['machine']}; load average before {meta['load_before']}, after {meta['load_after']}; "
              f"{meta['duration_s']:.0f} s; state dir {meta['tmpfs']}", "",
              "| fault | n | healed | fault → healthy p50 / p99 / max s (clean) | all p50 / max s | detected p50 s | "
-             "restarts / fault | new msgs discord / telegram | dup | lost |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "restarts / fault | new msgs discord / telegram | told: own msg / update / blip | dup | lost |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in [*AGENT_KINDS, "receiver_sigkill_mid_restart"]:
         rows = [r for r in recs if r["kind"] == kind]
         if not rows:
@@ -220,10 +240,13 @@ def table(result: dict, s: dict, meta: dict) -> str:
         dup = sum(r["duplicates"][ch] for r in rows for ch in ("discord", "telegram"))
         lost = sum(r.get("lost", {}).get(ch, False) for r in rows for ch in ("discord", "telegram"))
         restarts = sum(r["restarts"] for r in rows) / len(rows)
+        told = Counter(r["told_as"]["discord"] for r in rows if "told_as" in r)
+        told_s = f"{told['own message']} / {told['update of an earlier message']} / {told['healed before an alert']}" \
+            if told else "-"
         lines.append(f"| {kind} | {len(rows)} | {healed} | {fmt(c.get('p50'))} / {fmt(c.get('p99'))} / "
                      f"{fmt(c.get('max'))} ({c.get('n', 0)}) | {fmt(a.get('p50'))} / {fmt(a.get('max'))} | "
-                     f"{fmt(lat.get('detected_p50_clean'))} | {restarts:.2f} | {created[0]} / {created[1]} | {dup} | "
-                     f"{lost} |")
+                     f"{fmt(lat.get('detected_p50_clean'))} | {restarts:.2f} | {created[0]} / {created[1]} | "
+                     f"{told_s} | {dup} | {lost} |")
     lines += ["", "| govheal's own fault | n | what happened (first one) |", "|---|---|---|"]
     own = [r for r in recs if r["agent"] is None]
     for kind in sorted({r["kind"] for r in own}):

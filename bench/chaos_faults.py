@@ -1,6 +1,6 @@
 """The faults ``make chaos`` injects, and the lanes that inject them (one per agent, plus govheal's own).
 
-An agent's lane waits until its agent is healthy, waits a random 11-17 s from its previous fault (random
+An agent's lane waits until its agent is healthy, waits a random 8-13 s from its previous fault (random
 phases against the scrape and evaluation ticks), injects one fault and watches the agent every 100 ms
 until a new process answers ``/health`` (or, for the slow-but-healthy agent, until its window is over).
 The lane of govheal's own faults runs beside them at random times.
@@ -96,9 +96,9 @@ def lane(run: Run, name: str) -> None:
             failback(stack, name, "chaos: a lane found it down")
             continue
         settled = max((f.healthy_at or 0.0) for f in run.faults if f.agent == name) if last else 0.0
-        # a random phase 11-17 s after the previous fault, and not before its restart is verified (3 x 200 ms
-        # after the first healthy answer) and its alert has had a scrape to resolve
-        time.sleep(max(0.0, last + rng.uniform(11, 17) - time.time(), settled + 3.0 - time.time()))
+        # a random phase 8-13 s after the previous fault (never 3 in the 15 s budget window), and not before its
+        # restart is verified (3 x 200 ms after the first healthy answer) and its alert had a scrape to resolve
+        time.sleep(max(0.0, last + rng.uniform(8, 13) - time.time(), settled + 3.0 - time.time()))
         if not run.more():
             return
         kind = run.requests.pop(name, None) or rng.choices(list(AGENT_KINDS), list(AGENT_KINDS.values()))[0]

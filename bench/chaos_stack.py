@@ -29,15 +29,15 @@ from govheal.testing.support import PYTHON, DemoAgent, free_port, http_get
 
 AGENTS = {"GG": [], "GC": [], "Mary": ["GG"], "Paula": ["GG"], "CLS": [], "Hybrid": ["GC"]}
 CHAT = "424242"
-# chaos puts 50 faults on each agent in 15 minutes: a restart every ~15 s is its normal day, so the window
-# in which 3 restarts open the circuit is 20 s (a crash loop: 3 failed restarts in ~3 s still opens it)
+# chaos puts 50 faults on each agent in 15 minutes: a restart every ~10 s is its normal day, so the window
+# in which 3 restarts open the circuit is 15 s (a crash loop: 3 failed restarts in ~3 s still opens it)
 POLICY = """remediation:
   verify_successes: 3
   verify_interval: 200ms
   backoff_initial: 500ms
   backoff_max: 2s
   budget: 3
-  budget_window: 20s
+  budget_window: 15s
   cooldown: 10m
   healthy_reset: 10m
 """
