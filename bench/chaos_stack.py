@@ -29,15 +29,17 @@ from govheal.testing.support import PYTHON, DemoAgent, free_port, http_get
 
 AGENTS = {"GG": [], "GC": [], "Mary": ["GG"], "Paula": ["GG"], "CLS": [], "Hybrid": ["GC"]}
 CHAT = "424242"
-# chaos puts 50 faults on each agent in 15 minutes: a restart every ~10 s is its normal day, so the window
-# in which 3 restarts open the circuit is 15 s (a crash loop: 3 failed restarts in ~3 s still opens it)
+# chaos puts 50 faults on each agent in 15 minutes: a restart every ~10 s is its normal day. min_uptime 2 s
+# forgives a restart whose agent then stayed healthy until the next fault (the lanes wait 3 s after a heal),
+# so only crash loops spend the budget of 3 (the shipped 1 min would count every chaos restart).
 POLICY = """remediation:
   verify_successes: 3
   verify_interval: 200ms
   backoff_initial: 500ms
   backoff_max: 2s
   budget: 3
-  budget_window: 15s
+  budget_window: 10m
+  min_uptime: 2s
   cooldown: 10m
   healthy_reset: 10m
 """

@@ -157,3 +157,29 @@ def test_the_circuit_opening_is_told_although_it_starts_as_our_restart_ends(rig)
                starts=rfc3339(time.time())))
     assert svc.dispatcher.wait_idle(10)
     assert "fffffffffffffff2" in {n.key.split(":")[0] for n in bridge.notices}
+
+
+def test_a_restarted_receiver_looks_again_at_what_it_healed_before(tmp_path: Path) -> None:
+    """The looks live in memory: a receiver restarted (SIGKILLed under make chaos) schedules them again from
+    the inbox, for incidents it healed whose resolve never came."""
+    cfg = receiver_config(tmp_path)
+    rem = Remediator("healed")
+    app = create_app(cfg, remediator=rem, bridge=FakeBridge(), token=TOKEN)
+    app.extensions["govheal"].dispatcher.recheck_after = 60  # the first receiver dies before its look
+    app.test_client().post("/alertmanager", data=body(alert("GG", fp="aaaaaaaaaaaaaa77", starts=rfc3339(time.time()))),
+                           content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert app.extensions["govheal"].dispatcher.wait_idle(10)
+    app.extensions["govheal"].stop(2)
+    again = Remediator()
+    from webhook_receiver.dispatch import Dispatcher
+
+    Dispatcher.recheck_after, saved = 0.2, Dispatcher.recheck_after
+    try:
+        app2 = create_app(cfg, remediator=again, bridge=FakeBridge(), token=TOKEN)
+        deadline = time.monotonic() + 5
+        while not again.submitted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.incident.rsplit("#", 1)[-1] for r in again.submitted][:1] == ["recheck-1"]
+        app2.extensions["govheal"].stop(2)
+    finally:
+        Dispatcher.recheck_after = saved

@@ -139,6 +139,9 @@ class Dispatcher:
         pending = self.inbox.pending()
         for entry in pending:
             self.enqueue(entry)
+        # the looks a receiver that was stopped (or killed) had scheduled: they live in memory only
+        for entry in self.inbox.healed_unresolved(self.clock() - self.recheck_after * self.max_rechecks):
+            self._schedule_recheck(entry, 1)
         if pending:
             log.info("dispatch: resumed %d pending alert(s) from the inbox", len(pending))
         return len(pending)
