@@ -26,7 +26,7 @@ from govheal.testing.support import PYTHON, http_post
 HEALABLE = ("crash", "sigkill", "hang", "unanswering", "unhealthy", "receiver_sigkill_mid_restart")
 AGENT_KINDS = {"crash": 22, "sigkill": 20, "hang": 15, "unanswering": 15, "unhealthy": 15, "slow": 8,
                "crash_loop": 2}
-SLOW_SECONDS = 0.3  # 60 % of the 500 ms probe timeout: healthy, only slow
+SLOW_SECONDS = 0.12  # 60 % of the 200 ms probe timeout: healthy, only slow
 SLOW_WINDOW = 15.0
 HEAL_TIMEOUT = 150.0
 

@@ -32,6 +32,14 @@ CHAT = "424242"
 # chaos puts 50 faults on each agent in 15 minutes: a restart every ~10 s is its normal day. min_uptime 2 s
 # forgives a restart whose agent then stayed healthy until the next fault (the lanes wait 3 s after a heal),
 # so only crash loops spend the budget of 3 (the shipped 1 min would count every chaos restart).
+# the demo fleet's detection (examples/govheal.yaml): a process look and a probe every 100 ms, 3 failed
+# probes in a row with a 200 ms timeout
+DETECTION = """exporter:
+  process_interval: 100ms
+  probe_interval: 100ms
+  consecutive_failures: 3
+"""
+PROBE_TIMEOUT = "200ms"
 POLICY = """remediation:
   verify_successes: 3
   verify_interval: 200ms
@@ -84,7 +92,7 @@ class Stack:
             os.chmod(path, 0o600)
         self.poison.mkdir(parents=True, exist_ok=True)
         lines = ["node: chaos-node", f"state_dir: {self.state}", f"telemetry_log: {self.audit_log}",
-                 f"listen: {{exporter: 127.0.0.1:{free_port()}, receiver: 127.0.0.1:{free_port()}}}", POLICY,
+                 f"listen: {{exporter: 127.0.0.1:{free_port()}, receiver: 127.0.0.1:{free_port()}}}", DETECTION, POLICY,
                  f"receiver: {{token_file: {secrets / 'webhook_token'}}}",
                  "notifications:", "  channels:",
                  f"    discord: {{type: discord, webhook_url_file: {secrets / 'discord_url'}}}",
@@ -94,7 +102,8 @@ class Stack:
         for name, deps in AGENTS.items():
             a = self.agents[name]
             lines += [f"  - name: {name}", "    role: demo", f"    process: {{pidfile: {json.dumps(str(a.pidfile))}}}",
-                      f"    health: {{url: {json.dumps(a.health_url)}, timeout: 500ms}}", "    start_grace: 5s",
+                      f"    health: {{url: {json.dumps(a.health_url)}, timeout: {PROBE_TIMEOUT}}}",
+                      "    start_grace: 5s",
                       "    restart:", "      strategy: command", f"      argv: {json.dumps(a.argv())}",
                       f"      log_file: {json.dumps(str(a.log))}", "      stop_timeout: 2s",
                       "    fallback: {agent: Standby, note: the chaos standby}"]
