@@ -99,3 +99,21 @@ agents:
     # A's health URL does not answer and it has no restart: the failback is refused, B keeps serving
     assert main(["restart", "A", "--failback", "--reason", "repaired", "--owner", "me", "--config", str(cfg)]) == 1
     assert "failback failed" in capsys.readouterr().out
+
+
+def test_the_governance_page_and_api_show_which_one_serves(tmp_path: Path) -> None:
+    from tests.test_governance_web import BEARER_READ, login, make_app
+
+    app = make_app(tmp_path)
+    store = app.extensions["govheal"].remediator.store
+    try:
+        store.serving.activate("GG", "GG-mini", incident="i-1", reason="circuit open", at=1_796_000_000.0)
+        c = app.test_client()
+        rows = {a["name"]: a for a in c.get("/api/agents", headers=BEARER_READ).get_json()["agents"]}
+        assert rows["GG"]["serving"] == {"fallback": "GG-mini", "since": "2026-11-30T00:53:20Z", "incident": "i-1"}
+        assert rows["Mary"]["serving"] is None
+        login(c)
+        html = c.get("/ops/governance").get_data(as_text=True)
+        assert "GG-mini serves since 2026-11-30T00:53:20Z" in html and "--failback" in html
+    finally:
+        store.close()
