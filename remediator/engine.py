@@ -266,10 +266,16 @@ class Remediator:
     def _restart(self, agent: Agent, req: Request, inc: Incident) -> tuple[str, str, int | None, int | None, dict]:
         p = self._policy(agent)
         self._wait_dependencies(agent, req)
-        state = pol.on_incident(p, self.store.circuit(agent.name), self.clock())  # we hold the agent's lease
+        before = self.store.circuit(agent.name)  # we hold the agent's lease
+        state = pol.on_incident(p, before, self.clock())
         obs = self.look(self.config, agent)
         if not obs.healthy:  # healthy at once: the one write below records both the incident and the health
             self.store.save_circuit(agent.name, state)
+        else:
+            # Healthy when we came to act is no new outage (the AgentDown a hung agent's restart causes, the
+            # receiver's look after a heal, a repeat): a restart on probation stays on probation, and is forgiven
+            # once it has held for min_uptime. Counting it as an incident kept every hang's restart in the budget.
+            state = pol.refresh(p, before, self.clock())
         old_pid = inc.first_pid or obs.pid
         if not obs.healthy:
             obs = self._settle(agent, req, inc, obs, p)

@@ -117,3 +117,19 @@ def test_the_governance_page_and_api_show_which_one_serves(tmp_path: Path) -> No
         assert "GG-mini serves since 2026-11-30T00:53:20Z" in html and "--failback" in html
     finally:
         store.close()
+
+
+def test_a_request_that_finds_the_agent_healthy_does_not_cancel_a_heals_probation(tmp_path: Path) -> None:
+    """make chaos: restarting a hung agent fires AgentDown for a moment, and its request (already_recovered)
+    was taken for a new incident: the heal was never forgiven, and the 4th hang in 10 minutes found the circuit
+    open and stayed down. A healthy-at-once request is no outage."""
+    clock, world = FakeClock(), World(healthy={"A": False})
+    rem = make(tmp_path, world, clock)
+    for i in range(5):  # five hangs, each healed, each followed at once by its restart's AgentDown echo
+        world.healthy["A"] = False
+        r = rem.submit(Request("A", "restart", f"hang-{i}"))
+        assert r.outcome == "healed", (i, r.outcome, r.reason)
+        echo = rem.submit(Request("A", "restart", f"echo-{i}"))
+        assert echo.outcome == "already_recovered"
+        clock.t += 90  # the heal holds longer than min_uptime (60 s) before the next hang
+    assert rem.circuit_state("A") == "closed"
