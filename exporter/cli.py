@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from exporter.reader import FleetReader
     from exporter.server import make_app, make_registry, serve
     from govheal.errors import UsageError
+    from govheal.serving import ServingReader
     from govheal.store import db_path
     from govheal.switches import SwitchReader
     from govheal.types import parse_listen, split_listen
@@ -36,12 +37,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--listen: {exc}") from None
     host, port = split_listen(listen)
     switches = SwitchReader(db_path(config.state_path))  # opened on the first process round
-    reader = FleetReader(config, switches=switches.kinds)
+    serving = ServingReader(db_path(config.state_path))
+    reader = FleetReader(config, switches=switches.kinds, serving=serving.all)
     try:
         server = serve(make_app(make_registry(reader.read)), host, port)
     except OSError as exc:
         reader.close()
         switches.close()
+        serving.close()
         raise UsageError(f"cannot listen on {listen}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT (port 0 = any free port)") from None
     reader.start()  # one round of process reads and probes first: the first scrape has real values
@@ -61,5 +64,6 @@ def run(args: argparse.Namespace) -> int:
         server.server_close()
         reader.close()
         switches.close()
+        serving.close()
     print("govheal exporter: stopped", file=sys.stderr, flush=True)
     return 0

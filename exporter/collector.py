@@ -44,6 +44,9 @@ def build(snapshot: Snapshot) -> list[Metric]:
                labels=AGENT_LABELS)
     threshold = g("govheal_agent_health_consecutive_failures_threshold", "Failed probes in a row at which "
                   "AgentUnhealthy fires (health.consecutive_failures).", labels=AGENT_LABELS)
+    serving = g("govheal_agent_serving", "1 while the agent's fallback serves in its place (after a failover, until "
+                "an operator fails back), 0 while the agent serves itself; agents with a fallback only.",
+                labels=[*AGENT_LABELS, "fallback"])
     probed = g("govheal_agent_health_last_probe_timestamp_seconds", "When the last health probe finished, "
                "since the Unix epoch (how stale the probe series are).", labels=AGENT_LABELS, unit="seconds")
     for a in snapshot.agents:
@@ -51,6 +54,8 @@ def build(snapshot: Snapshot) -> list[Metric]:
         for kind in SWITCH_KINDS:
             switch.add_metric([a.name, a.node, kind], 1.0 if kind in a.switches else 0.0)
         _health(a, streak, threshold, probed)
+        if a.fallback is not None:
+            serving.add_metric([a.name, a.node, a.fallback], 1.0 if a.serving else 0.0)
     meta_ok = g("govheal_exporter_collector_success", "1 if the reading stage finished without an internal error.",
                 labels=["collector"])
     meta_dur = g("govheal_exporter_collector_duration_seconds", "Wall time of the stage's last round (probe: the "
@@ -62,8 +67,8 @@ def build(snapshot: Snapshot) -> list[Metric]:
         meta_dur.add_metric([c.name], c.duration)
         if c.finished_at is not None:
             meta_at.add_metric([c.name], c.finished_at)
-    return [info, up, healthy, enabled, switch, start, cpu, rss, pdur, pfail, pstatus, rerr, streak, threshold, probed,
-            meta_ok, meta_dur, meta_at]
+    return [info, up, healthy, enabled, switch, serving, start, cpu, rss, pdur, pfail, pstatus, rerr, streak, threshold,
+            probed, meta_ok, meta_dur, meta_at]
 
 
 def _health(a: AgentSnapshot, streak: GaugeMetricFamily, threshold: GaugeMetricFamily,

@@ -23,6 +23,7 @@ from govheal.config import Agent, Config, Detection
 from govheal.matchers import MATCHERS, Match, Runner, ScanContext, run_command
 from govheal.probe import probe
 from govheal.procs import pid_running
+from govheal.serving import fallback_name
 from govheal.switches import in_service
 
 log = logging.getLogger("govheal.exporter")
@@ -39,6 +40,11 @@ def always_enabled(agent: Agent) -> bool:
     return True
 
 
+def nothing_served() -> Mapping[str, object]:
+    """No fallback serves (tests; `govheal exporter` reads the records from the state file: govheal/serving.py)."""
+    return {}
+
+
 def no_switches() -> Mapping[str, frozenset[str]]:
     """No governance switches (tests; `govheal exporter` reads them from the state file: govheal/switches.py)."""
     return {}
@@ -50,11 +56,13 @@ class FleetReader:
     def __init__(self, config: Config, *, runner: Runner = run_command,
                  enabled: Callable[[Agent], bool] = always_enabled,
                  switches: Callable[[], Mapping[str, frozenset[str]]] = no_switches, probe_fn: ProbeFn = probe,
+                 serving: Callable[[], Mapping[str, object]] = nothing_served,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.runner = runner
         self.enabled = enabled
         self.switches = switches
+        self.serving = serving
         self.clock = clock
         self.wall = wall
         self.table = ProcessTable()
@@ -67,6 +75,7 @@ class FleetReader:
         self._processes: dict[str, ProcessReading] = {}
         self._enabled_now: dict[str, bool] = {}
         self._switches_now: dict[str, frozenset[str]] = {}
+        self._served_now: frozenset[str] = frozenset()  # agents whose fallback serves
         self._process_stage = CollectorResult("process", True, 0.0, None)
         self._found: dict[str, tuple[int, float]] = {}  # agent → (pid, when looked up) for costly matchers
         self._logged: set[str] = set()
@@ -114,6 +123,7 @@ class FleetReader:
         with self._lock:
             processes, enabled, process_stage = dict(self._processes), dict(self._enabled_now), self._process_stage
             switches = dict(self._switches_now)
+            served = self._served_now
         out = []
         for a in self.config.agents:
             h = health.get(a.name)
@@ -125,7 +135,7 @@ class FleetReader:
                 read_errors=dict(self.errors[a.name]), switches=switches.get(a.name, frozenset()),
                 consecutive_failures=h.consecutive_failures if h else 0,
                 failure_threshold=detection.consecutive_failures if detection else None,
-                probed_at=h.probed_at if h else None,
+                probed_at=h.probed_at if h else None, fallback=fallback_name(a), serving=a.name in served,
             ))
         lasts = [h.last for h in health.values() if h.last is not None]
         finished = [h.probed_at for h in health.values() if h.probed_at is not None]
@@ -140,12 +150,13 @@ class FleetReader:
             t0 = self.clock()
             processes, ok = self._read_processes(self.config.agents)
             active = self._read_switches()  # the state file, once a round: never inside a scrape
+            served = frozenset(self._read_serving())
             switches = {a.name: frozenset(active.get(a.name, ())) for a in self.config.agents}
             enabled = {a.name: self._enabled(a) and in_service(switches[a.name]) for a in self.config.agents}
             stage = CollectorResult("process", ok, self.clock() - t0, self.wall())
             with self._lock:
                 self._processes, self._enabled_now, self._process_stage = processes, enabled, stage
-                self._switches_now = switches
+                self._switches_now, self._served_now = switches, served
 
     def _read_processes(self, agents: list[Agent]) -> tuple[dict[str, ProcessReading], bool]:
         ctx = ScanContext(resolve=self.config.path, runner=self.runner)
@@ -199,6 +210,13 @@ class FleetReader:
             return self.switches()
         except Exception:  # the state file unreadable: every agent reads as enabled, the scrape goes on
             self._log_once("switches", "reading the governance switches failed; every agent reads as enabled")
+            return {}
+
+    def _read_serving(self) -> Mapping[str, object]:
+        try:
+            return self.serving()
+        except Exception:  # the state file unreadable: every agent reads as serving itself, the scrape goes on
+            self._log_once("serving", "reading the failover records failed; every agent reads as serving itself")
             return {}
 
     def _log_once(self, key: str, message: str) -> None:

@@ -39,6 +39,8 @@ class AgentSnapshot:
     consecutive_failures: int = 0  # failed probes in a row (0 after a passing one)
     failure_threshold: int | None = None  # failures in a row that make AgentUnhealthy fire (None: no check)
     probed_at: float | None = None  # Unix time the last probe finished
+    fallback: str | None = None  # the configured fallback's name (govheal/serving.py), None: none configured
+    serving: bool = False  # the fallback serves in the agent's place (a failover; until an operator fails back)
 
     @property
     def remote(self) -> bool:

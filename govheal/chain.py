@@ -61,20 +61,52 @@ def _load(path: Path) -> dict[str, Any]:
 # -- rendering ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NodeTargets:
+    """What Prometheus scrapes on one node: its exporter and (when started) its receiver, labelled ``node``."""
+
+    node: str
+    exporter: str
+    receiver: str | None = None
+
+
+# scrape job of the committed profiles → the component of each node it scrapes
+SCRAPE_ROLES = {EXPORTER_JOB: "exporter", RECEIVER_JOB: "receiver"}
+REPLICA_LABEL = "replica"
+
+
 def render_prometheus(endpoints: Endpoints, node: str, profile: str = "single-host",
                       rules_dir: Path | None = None) -> str:
     """The committed profile with this chain's targets, every Alertmanager, and absolute rule paths."""
+    return render_prometheus_nodes([NodeTargets(node, endpoints.exporter, endpoints.receiver)],
+                                   endpoints.alertmanagers, profile, rules_dir)
+
+
+def render_prometheus_nodes(nodes: list[NodeTargets], alertmanagers: tuple[str, ...] | list[str],
+                            profile: str = "single-host", rules_dir: Path | None = None,
+                            replica: str | None = None) -> str:
+    """The committed profile scraping every node's exporter and receiver (each target labelled with its node),
+    sending to every Alertmanager.
+
+    ``replica`` (an HA pair of Prometheus servers with the same config): the external label
+    ``replica=<name>`` tells the two apart in their own data, and ``alert_relabel_configs`` drops it from the
+    alerts they send, so both replicas' alerts have one fingerprint and Alertmanager merges them.
+    """
     data = _load(resources.prometheus_profile(profile))
     data["rule_files"] = [str((rules_dir or resources.prometheus_rules_dir()) / "*.yml")]
-    data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(endpoints.alertmanagers)}]}]}
-    targets = {EXPORTER_JOB: endpoints.exporter, RECEIVER_JOB: endpoints.receiver}
+    data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+    if replica is not None:
+        data.setdefault("global", {}).setdefault("external_labels", {})[REPLICA_LABEL] = replica
+        data["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     jobs = []
     for job in data.get("scrape_configs", []):
-        name = job.get("job_name")
-        if name in targets:
-            if targets[name] is None:
+        role = SCRAPE_ROLES.get(job.get("job_name"))
+        if role is not None:
+            statics = [{"targets": [getattr(n, role)], "labels": {"node": n.node}}
+                       for n in nodes if getattr(n, role) is not None]
+            if not statics:
                 continue  # not started: scraping it would only fire ReceiverDown
-            job = {**job, "static_configs": [{"targets": [targets[name]], "labels": {"node": node}}]}
+            job = {**job, "static_configs": statics}
         jobs.append(job)
     data["scrape_configs"] = jobs
     return yaml.safe_dump(data, sort_keys=False)
@@ -86,18 +118,31 @@ def scrape_interval(profile: str = "single-host") -> str:
     return str(_load(resources.prometheus_profile(profile)).get("global", {}).get("scrape_interval", "1m"))
 
 
-def render_alertmanager(receiver_url: str, token_file: Path, source: Path | None = None) -> str:
-    """The committed routes with every webhook pointed at ``receiver_url`` (path kept) and the token file."""
+def render_alertmanager(receiver_url: str | list[tuple[str, Path]], token_file: Path | None = None,
+                        source: Path | None = None) -> str:
+    """The committed routes with every webhook pointed at the receiver (path kept) and its token file.
+
+    Several receivers (one per node, each with its own token): ``receiver_url`` is a list of
+    ``(url, token_file)`` and every webhook of the committed file is repeated once per receiver, so each
+    node's receiver gets every alert (each acts only on its own node's agents; docs/ha.md).
+    """
+    targets = receiver_url if isinstance(receiver_url, list) else [(receiver_url, token_file)]
     data = _load(source or resources.alertmanager_file())
-    base = urlsplit(receiver_url)
     receivers = []
     for receiver in data.get("receivers", []):
         receiver = copy.deepcopy(receiver)  # YAML aliases share objects; edit each receiver's own copy
+        hooks = []
         for hook in receiver.get("webhook_configs", []):
             path = urlsplit(hook["url"]).path
-            hook["url"] = urlunsplit((base.scheme, base.netloc, path, "", ""))
-            auth = hook.setdefault("http_config", {}).setdefault("authorization", {"type": "Bearer"})
-            auth["credentials_file"] = str(token_file)
+            for url, token in targets:
+                base = urlsplit(url)
+                one = copy.deepcopy(hook)
+                one["url"] = urlunsplit((base.scheme, base.netloc, path, "", ""))
+                auth = one.setdefault("http_config", {}).setdefault("authorization", {"type": "Bearer"})
+                auth["credentials_file"] = str(token)
+                hooks.append(one)
+        if "webhook_configs" in receiver:
+            receiver["webhook_configs"] = hooks
         receivers.append(receiver)
     data["receivers"] = receivers
     return yaml.safe_dump(data, sort_keys=False)
@@ -124,10 +169,14 @@ class Gossip:
 
     interval: str = "200ms"   # --cluster.gossip-interval
     pushpull: str = "1m"      # --cluster.pushpull-interval (also the default settle timeout)
+    # --cluster.peer-timeout: how long the n-th peer waits (n x this) for the ones before it to notify
+    # before it notifies too. The receiver is idempotent, so a duplicate costs nothing and a short wait
+    # bounds how late an alert is when the first peer is frozen or its webhook fails (docs/ha.md).
+    peer_timeout: str = "2s"
 
 
 # Tests and benchmarks: a silence reaches the peers well within a second, a joiner settles in ~1 s.
-FAST_GOSSIP = Gossip(interval="50ms", pushpull="1s")
+FAST_GOSSIP = Gossip(interval="50ms", pushpull="1s", peer_timeout="1s")
 
 
 def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: str, cluster: str | None = None,
@@ -139,7 +188,7 @@ def alertmanager_argv(binary: str, config_file: Path, data_dir: Path, listen: st
     else:
         argv += [f"--cluster.listen-address={cluster}", *(f"--cluster.peer={p}" for p in peers),
                  f"--cluster.gossip-interval={gossip.interval}", f"--cluster.pushpull-interval={gossip.pushpull}",
-                 f"--cluster.settle-timeout={gossip.pushpull}"]
+                 f"--cluster.settle-timeout={gossip.pushpull}", f"--cluster.peer-timeout={gossip.peer_timeout}"]
     return [*argv, "--log.level=warn"]
 
 
@@ -190,8 +239,9 @@ def alertmanager_children(binary: str, config_file: Path, members: list[Alertman
 
 
 def prometheus_child(binary: str, config_file: Path, run_dir: Path, listen: str, session: requests.Session,
-                     expect_alertmanagers: int = 1) -> Child:
-    """Ready once it has discovered every Alertmanager (until then a fired alert is dropped, not sent)."""
+                     expect_alertmanagers: int = 1, name: str = "prometheus") -> Child:
+    """Ready once it has discovered every Alertmanager (until then a fired alert is dropped, not sent).
+    A second replica of an HA pair gets its own ``name``, data dir and log (``prometheus-2``...)."""
     api = Prometheus(f"http://{listen}", session)
 
     def ready() -> bool:
@@ -199,9 +249,9 @@ def prometheus_child(binary: str, config_file: Path, run_dir: Path, listen: str,
             return api.ready() and len(api.active_alertmanagers()) >= expect_alertmanagers
         except ServerError:
             return False
-    return Child(name="prometheus", log=run_dir / "logs" / "prometheus.log", url=api.url, ready=ready,
+    return Child(name=name, log=run_dir / "logs" / f"{name}.log", url=api.url, ready=ready,
                  health=api.healthy, ready_timeout=60,
-                 argv=prometheus_argv(binary, config_file, run_dir / "prometheus-data", listen))
+                 argv=prometheus_argv(binary, config_file, run_dir / f"{name}-data", listen))
 
 
 def start_chain(supervisor: Supervisor, config_file: Path, node: str, run_dir: Path, receiver_url: str,

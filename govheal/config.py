@@ -295,6 +295,27 @@ class ReceiverSpec(Strict):
                                         description="of those, from one non-loopback address")
     request_timeout: Duration = Field(10.0, gt=0, le=600,
                                       description="a request must arrive whole (headers and body) within this")
+    peers: list[str] = Field(
+        default_factory=list, description="the other nodes whose receivers get the same alerts from one Alertmanager "
+        "cluster: this receiver then announces only its own node's alerts, and a peer's while that peer's receiver "
+        "is down (docs/ha.md)")
+    takeover_grace: Duration = Field(
+        10.0, ge=0, description="a peer's alerts that started up to this long before its ReceiverDown are announced "
+        "by its deputy too (a scrape and an evaluation interval: the fleet profile's 5 s + 5 s)")
+    replica_skew: Duration = Field(
+        0.0, ge=0, le=300, description="an HA pair of Prometheus servers: one alert may arrive with startsAt this far "
+        "apart (one scrape plus one evaluation interval); every startsAt within it of an open incident is that "
+        "incident. 0: one Prometheus")
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.match(NAME_RE, name):
+                raise ValueError(f"{name!r} is not a node name; use letters, digits, '_', '.', '-'")
+        if len(set(v)) != len(v):
+            raise ValueError("a peer is listed twice; list each node once")
+        return v
 
 
 class PrometheusSpec(Strict):
@@ -481,6 +502,12 @@ class Config(Strict):
     @property
     def state_path(self) -> Path:
         return self.path(self.state_dir)
+
+    @model_validator(mode="after")
+    def _not_own_peer(self) -> Config:
+        if self.node in self.receiver.peers:
+            raise ValueError(f"receiver.peers lists this node ({self.node!r}) itself; list only the other nodes")
+        return self
 
     def agent(self, name: str) -> Agent:
         for a in self.agents:

@@ -15,6 +15,7 @@ Endpoints (loopback only; the fault endpoints are for demos and tests, so they t
 SIGTERM exits cleanly and at once (pidfile removed; requests in flight are dropped) unless
 ``--ignore-term`` (a test of TERM → KILL). ``python -m govheal.demo_agent`` runs it without the
 govheal CLI (about 0.1 s less cold start: no config models imported).
+``--fail-if-exists PATH`` makes every start fail while PATH exists (a crash loop for ``make chaos``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crash-after", type=float, default=None, help="exit with --exit-code after this many seconds")
     p.add_argument("--exit-code", type=int, default=1, help="exit code for --crash-after (default 1)")
     p.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (tests the SIGKILL path)")
+    p.add_argument("--fail-if-exists", metavar="PATH",
+                   help="exit with --exit-code at start while PATH exists (a broken install: every restart fails, "
+                        "a crash loop until PATH is removed)")
 
 
 class Faults:
@@ -149,6 +153,10 @@ def make_handler(name: str, faults: Faults) -> type[BaseHTTPRequestHandler]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fail_if_exists and Path(args.fail_if_exists).exists():
+        print(f"demo agent {args.name}: {args.fail_if_exists} exists; exiting {args.exit_code}", file=sys.stderr,
+              flush=True)
+        return args.exit_code
     if args.startup_delay:
         time.sleep(args.startup_delay)
     pidfile = Path(args.pidfile) if args.pidfile else None

@@ -43,6 +43,8 @@ class Step(StrEnum):
     FAILOVER_RUNNING = "failover_running"
     RESOLVED = "resolved"  # the alert resolved (action "resolve")
     RESOLVED_UNKNOWN = "resolved_unknown"  # … for an incident this store never saw
+    FAILED_BACK = "failed_back"  # an operator's failback (action "failback"): the agent serves again
+    FAILBACK_FAILED = "failback_failed"  # … the agent did not come back healthy: the fallback keeps serving
     LISTENER_ERROR = "listener_error"
     ERROR = "error"  # an unexpected exception; the incident stays resumable
 
@@ -107,7 +109,7 @@ class Event:
     agent: str
     node: str
     incident: str
-    action: str  # an Action, or "resolve"
+    action: str  # an Action, or "resolve", or "failback" (govheal restart --failback)
     outcome: str  # an Outcome (the request's last line) or a Step
     duration_seconds: float
     old_pid: int | None

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from govheal.config import Agent, Config, PolicySpec
 from govheal.procs import allowlisted_env
+from govheal.serving import fallback_name
 from govheal.state import State
 from govheal.store import db_path
 from remediator import policy as pol
@@ -157,6 +158,38 @@ class Remediator:
         self._emit(a, incident, "resolve", Step.RESOLVED if closed else Step.RESOLVED_UNKNOWN, 0.0,
                    reason="alert resolved", circuit=state.state)
 
+    def failback(self, name: str, reason: str, *, owner: str = "operator") -> Result:
+        """The operator's failback: close the circuit (a fresh budget), make sure the agent itself is healthy
+        (restart and verify it if not), then record that it serves again; one audit line ``failback``.
+
+        While the agent does not come back healthy its fallback keeps serving (outcome ``failed``). The fallback
+        itself is left running (a hot standby; stop it yourself if it should not be).
+        """
+        agent = self._agent(name)
+        serving = self.store.serving.get(agent.name)
+        if serving is None:
+            raise RemediationError(f"{agent.name} serves itself (no failover is active); nothing to fail back")
+        if not reason.strip():
+            raise RemediationError("say why with --reason TEXT: failing back is recorded in the audit log")
+        start = self.clock()
+        with self.store.lock:
+            self.store.save_circuit(agent.name, pol.CircuitState())  # the operator's decision: a fresh budget
+        incident = f"failback-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start))}-{time.time_ns() % 10**6}"
+        res = self.submit(Request(agent=agent.name, action=Action.RESTART, incident=incident, source="cli",
+                                  reason=f"failback by {owner}: {reason}"))
+        back = res.outcome in (Outcome.HEALED, Outcome.ALREADY_RECOVERED)
+        if back:
+            self.store.serving.clear(agent.name)
+        outcome = Step.FAILED_BACK if back else Step.FAILBACK_FAILED
+        why = (f"{owner}: {reason}; {agent.name} serves again, {serving.fallback} no longer serves "
+               f"(it served since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(serving.since))}, left running)"
+               if back else f"{owner}: {reason}; {agent.name} did not come back healthy ({res.outcome}: "
+               f"{res.reason}); {serving.fallback} keeps serving")
+        self._emit(agent, incident, "failback", outcome, self.clock() - start, reason=why, old_pid=res.old_pid,
+                   new_pid=res.new_pid)
+        return dataclasses.replace(res, action="failback", outcome=Outcome.HEALED if back else Outcome.FAILED,
+                                   reason=why)
+
     def plan(self, req: Request) -> str:
         """What submit would do (for --dry-run); acts on nothing."""
         agent = self._agent(req.agent)
@@ -233,10 +266,16 @@ class Remediator:
     def _restart(self, agent: Agent, req: Request, inc: Incident) -> tuple[str, str, int | None, int | None, dict]:
         p = self._policy(agent)
         self._wait_dependencies(agent, req)
-        state = pol.on_incident(p, self.store.circuit(agent.name), self.clock())  # we hold the agent's lease
+        before = self.store.circuit(agent.name)  # we hold the agent's lease
+        state = pol.on_incident(p, before, self.clock())
         obs = self.look(self.config, agent)
         if not obs.healthy:  # healthy at once: the one write below records both the incident and the health
             self.store.save_circuit(agent.name, state)
+        else:
+            # Healthy when we came to act is no new outage (the AgentDown a hung agent's restart causes, the
+            # receiver's look after a heal, a repeat): a restart on probation stays on probation, and is forgiven
+            # once it has held for min_uptime. Counting it as an incident kept every hang's restart in the budget.
+            state = pol.refresh(p, before, self.clock())
         old_pid = inc.first_pid or obs.pid
         if not obs.healthy:
             obs = self._settle(agent, req, inc, obs, p)
@@ -416,6 +455,9 @@ class Remediator:
         reason = "; ".join(notes) + (f" ({fb.note})" if fb.note else "")
         with self.store.lock:
             self.store.save_circuit(agent.name, pol.on_failover(self.store.circuit(agent.name), self.clock()))
+        serving = fallback_name(agent)
+        if serving is not None:  # until an operator fails back (govheal restart NAME --failback)
+            self.store.serving.activate(agent.name, serving, incident=req.incident, reason=reason, at=self.clock())
         return Outcome.FAILOVER_STARTED, reason, pid, new_pid, {}
 
     def _run_fallback_command(self, argv: list[str]) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from govheal.procs import pid_running
+from govheal.serving import ServingStore
 from govheal.state import Component
 from govheal.store import connect, migrate, tx
 from govheal.switches import STOPS_REMEDIATION, Switch, SwitchKind, SwitchStore
@@ -96,6 +97,7 @@ class Store:
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.governance = SwitchStore(self.conn, lock=self.lock)
+        self.serving = ServingStore(self.conn, lock=self.lock)  # which one serves after a failover
         if not self.owns_conn:
             return
         with self.lock:

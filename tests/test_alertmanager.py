@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,16 +126,12 @@ def test_real_alertmanager_delivers_with_bearer_and_inhibits_as_configured(tmp_p
             assert got.path == "/alertmanager"
             assert got.headers["Authorization"] == "Bearer s3cret-token"
             assert got.body["receiver"] == "govheal-remediate"
-            # With group_wait 0s an inhibitor must be known before its target arrives (docs/alerting.md):
-            # Prometheus fires AgentDown on the first evaluation that sees the process gone.
-            post(_alert("AgentDown", "A", "critical", "restart"), _alert("AgentUnhealthy", "A", "warning", "restart"),
-                 _alert("AgentUnhealthy", "B", "warning", "restart"))
-            sink.wait_for(lambda d: any(a["labels"]["agent"] == "B" for a in d.alerts("AgentUnhealthy")), timeout=20)
-            time.sleep(2)  # group_interval 50ms: anything else would have arrived by now
-            inhibited = [a for d in sink.deliveries for a in d.alerts("AgentUnhealthy") if a["labels"]["agent"] == "A"]
-            assert inhibited == [], "AgentDown must inhibit AgentUnhealthy of the same agent"
+            # AgentDown does not inhibit AgentUnhealthy (the rule already needs the process up): a muted resolve
+            # would leave the notification log saying "firing" and the agent's next hang unsent (make chaos).
+            post(_alert("AgentDown", "A", "critical", "restart"), _alert("AgentUnhealthy", "A", "warning", "restart"))
+            sink.wait_for(lambda d: any(a["labels"]["agent"] == "A" for a in d.alerts("AgentUnhealthy")), timeout=20)
             states = {a.labels["agent"]: a.inhibited_by for a in am.alerts(['alertname="AgentUnhealthy"'])}
-            assert states["A"] and not states["B"]
+            assert not states["A"]
 
             # A node-wide outage (its exporter is down) silences that node's agent alerts, not others';
             # an open circuit silences flapping of the same agent.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,27 @@ def test_an_endpoint_that_cannot_edit_gets_new_messages_without_asking_again(rig
     outbox.enqueue(["main"], n(1, "resolved"), clock())
     drain(worker, clock, 5)
     assert notifier.sent[-1][0] == "edit"  # after the pause it tries editing again
+
+
+def test_a_delivery_the_full_disk_would_not_let_us_record_is_not_sent_again(rig) -> None:
+    """make chaos: with the state disk full every round re-sent the same message (22 copies of one incident)."""
+    import sqlite3
+
+    clock, outbox, notifier, worker, _ = rig
+    outbox.enqueue(["main"], n(1), clock())
+    clock.now += 1
+    real_ack, refusals = outbox.ack, []
+
+    def full(*args, **kw):
+        if len(refusals) < 5:
+            refusals.append(1)
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_ack(*args, **kw)
+
+    outbox.ack = full  # type: ignore[method-assign]
+    for _ in range(8):
+        with contextlib.suppress(sqlite3.OperationalError):
+            worker.step()
+        clock.now += 1
+    assert notifier.sent == [("send", ["k1:firing"])], "sent once, recorded when the disk took it"
+    assert len(refusals) == 5 and outbox.queued("main") == []

@@ -105,3 +105,44 @@ def test_a_cluster_plan_peers_every_member_with_the_others_on_loopback(tmp_path)
         assert peers == sorted(m.peers)
     (alone,) = chain.plan_alertmanagers(tmp_path, 1)
     assert alone.name == "alertmanager" and alone.cluster is None and alone.data_dir == tmp_path / "alertmanager-data"
+
+
+def test_an_ha_pair_scrapes_every_node_and_drops_its_replica_label_from_alerts(tmp_path):
+    nodes = [chain.NodeTargets("node-a", "127.0.0.1:1001", "127.0.0.1:1002"),
+             chain.NodeTargets("node-b", "127.0.0.1:2001", None)]
+    path = tmp_path / "prometheus-1.yml"
+    path.write_text(chain.render_prometheus_nodes(nodes, ["127.0.0.1:9001", "127.0.0.1:9002"], replica="r1"))
+    result = subprocess.run([require_binary("promtool"), "check", "config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = yaml.safe_load(path.read_text())
+    assert data["global"]["external_labels"] == {"replica": "r1"}
+    assert data["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    jobs = {j["job_name"]: j["static_configs"] for j in data["scrape_configs"]}
+    assert jobs["govheal-exporter"] == [{"targets": ["127.0.0.1:1001"], "labels": {"node": "node-a"}},
+                                        {"targets": ["127.0.0.1:2001"], "labels": {"node": "node-b"}}]
+    assert jobs["govheal-receiver"] == [{"targets": ["127.0.0.1:1002"], "labels": {"node": "node-a"}}]
+
+
+def test_every_webhook_goes_to_every_nodes_receiver_with_its_own_token(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).write_text("t\n")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(chain.render_alertmanager([("http://127.0.0.1:1002", tmp_path / "a"),
+                                               ("http://127.0.0.1:2002", tmp_path / "b")]))
+    result = subprocess.run([require_binary("amtool"), "check-config", str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    receivers = {r["name"]: r for r in yaml.safe_load(path.read_text())["receivers"]}
+    hooks = receivers["govheal-remediate"]["webhook_configs"]
+    assert [(h["url"], h["http_config"]["authorization"]["credentials_file"]) for h in hooks] == [
+        ("http://127.0.0.1:1002/alertmanager", str(tmp_path / "a")),
+        ("http://127.0.0.1:2002/alertmanager", str(tmp_path / "b"))]
+    assert [h["url"] for h in receivers["govheal-watchdog"]["webhook_configs"]] == [
+        "http://127.0.0.1:1002/watchdog", "http://127.0.0.1:2002/watchdog"]
+
+
+def test_a_cluster_member_waits_only_briefly_for_its_peers_before_notifying(tmp_path):
+    argv = chain.alertmanager_argv("am", tmp_path / "a.yml", tmp_path / "d", "127.0.0.1:5", "127.0.0.1:6",
+                                   ("127.0.0.1:7",))
+    assert "--cluster.peer=127.0.0.1:7" in argv and "--cluster.peer-timeout=2s" in argv

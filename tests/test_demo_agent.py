@@ -94,3 +94,16 @@ def test_demo_agent_sigterm_exits_at_once_even_while_hung(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_demo_agent_fails_every_start_while_its_poison_file_exists(tmp_path):
+    import subprocess
+    import sys
+
+    poison = tmp_path / "broken"
+    poison.write_text("")
+    argv = [sys.executable, "-m", "govheal", "demo-agent", "--name", "P", "--port", "0", "--exit-code", "3",
+            "--fail-if-exists", str(poison), "--crash-after", "0.1"]
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 3
+    poison.unlink()
+    assert subprocess.run([*argv[:-2], "--crash-after", "0.2"], capture_output=True, timeout=30).returncode == 3

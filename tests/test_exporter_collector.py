@@ -27,7 +27,7 @@ def fixed_snapshot() -> Snapshot:
         agents=(
             AgentSnapshot("GG", "demo-node", "orchestrator", True, "pidfile", True, running,
                           ProbeResult(0.0042, None, 200), failure_threshold=3, probed_at=1_790_000_400.5,
-                          switches=frozenset({"mute"})),
+                          switches=frozenset({"mute"}), fallback="GG-mini"),
             AgentSnapshot("Mary", "demo-node", "research-assistant", False, "cmdline", True,
                           ProcessReading(4300, running=True, start_time=1_790_000_100.0, cpu_seconds=1.0,
                                          rss_bytes=1024),
@@ -36,7 +36,8 @@ def fixed_snapshot() -> Snapshot:
             AgentSnapshot("CLS", "demo-node", "ops-cycle", True, "pidfile", False,
                           ProcessReading(0, running=False), ProbeResult(0.0003, "refused", None),
                           read_errors={"vanished": 2}, consecutive_failures=40, failure_threshold=5,
-                          probed_at=1_790_000_402.0, switches=frozenset({"maintenance"})),
+                          probed_at=1_790_000_402.0, switches=frozenset({"maintenance"}), fallback="Worker-mirror",
+                          serving=True),
             AgentSnapshot("Paula", "demo-node", "planner", False, "launchd", True,
                           ProcessReading(4400, running=True, start_time=1_790_000_200.0), None,
                           read_errors={"access_denied": 7}),
@@ -113,6 +114,11 @@ def test_values_follow_the_snapshot():
     assert registry.get_sample_value("govheal_exporter_collector_last_run_timestamp_seconds",
                                      {"collector": "process"}) == 1_790_000_404.5
     assert registry.get_sample_value("govheal_exporter_collector_success", {"collector": "probe"}) == 1
+    # which one serves: only agents with a fallback have the series; 1 while the fallback serves
+    assert v("govheal_agent_serving", "GG", fallback="GG-mini") == 0
+    assert v("govheal_agent_serving", "CLS", fallback="Worker-mirror") == 1
+    assert registry.get_sample_value("govheal_agent_serving", {"agent": "Mary", "node": "demo-node",
+                                                               "fallback": ""}) is None
 
 
 def test_a_remote_agent_that_does_not_answer_is_down():

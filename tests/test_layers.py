@@ -37,6 +37,7 @@ BASE = {
     "govheal.slots",
     "govheal.state",
     "govheal.store",
+    "govheal.serving",
     "govheal.supervise",
     "govheal.switches",
     "govheal.tools",

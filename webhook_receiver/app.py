@@ -28,6 +28,7 @@ from webhook_receiver.auth import bearer_ok, load_token
 from webhook_receiver.canary import CANARY, Canary
 from webhook_receiver.deadman import Deadman
 from webhook_receiver.dispatch import Dispatcher
+from webhook_receiver.ha import HA, Announcer, Episodes, receiver_down_alerts
 from webhook_receiver.inbox import Inbox, NewAlert
 from webhook_receiver.metrics import ReceiverMetrics, StateCollector
 from webhook_receiver.models import PayloadError, parse_payload
@@ -83,6 +84,8 @@ class Services:
     clock: Callable[[], float]
     state: State
     unknown_agents: UnknownAgents
+    episodes: Episodes
+    announcer: Announcer
     owns_state: bool = False
     governance: Any = None  # webhook_receiver.governance.Parts: page, API, silence loop
 
@@ -94,6 +97,12 @@ class Services:
             forgotten = 0
         if forgotten:
             log.info("inbox: forgot %d finished alert(s) older than %d days", forgotten, INBOX_RETENTION // 86400)
+        try:
+            self.episodes.prune(self.clock() - INBOX_RETENTION)
+            self.announcer.prune(self.clock() - INBOX_RETENTION)
+        except sqlite3.Error as exc:
+            log_failure(log, "ha: could not prune old rows", exc)
+        self.sync_peers()
         if hasattr(self.bridge, "start"):
             self.bridge.start()
         self.dispatcher.start()
@@ -106,6 +115,32 @@ class Services:
         """An answer the HTTP server gave itself (waitress: body over the limit, headers too large)."""
         if path in WEBHOOK_PATHS:
             self.metrics.requests.labels(str(status)).inc()
+
+    def sync_peers(self) -> None:
+        """Several nodes: learn from Alertmanager which receivers are down now (ours too: while we were down,
+        our deputy spoke for us), before pending work is picked up again. Unreachable: keep what we know."""
+        if not self.announcer.enabled:
+            return
+        from govheal.client import ServerError, new_session
+        from govheal.endpoints import NoEndpoint, alertmanagers_for
+
+        session = new_session()
+        try:
+            for member in alertmanagers_for(self.config, session, timeout=2.0).members:
+                try:
+                    active = member.alerts(['alertname="ReceiverDown"'], silenced=False, inhibited=False)
+                except ServerError as exc:
+                    log.info("ha: %s", exc)
+                    continue
+                self.announcer.sync(receiver_down_alerts(active))
+                return
+            log.warning("ha: no Alertmanager answered; which peer receivers are down is what this receiver knew")
+        except NoEndpoint as exc:
+            log.warning("ha: %s", exc)
+        except sqlite3.Error as exc:
+            log_failure(log, "ha: could not record which peer receivers are down", exc)
+        finally:
+            session.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful: finish what workers hold (bounded), flush the bridge, close the remediator."""
@@ -180,10 +215,12 @@ def read_payload() -> Any:
 def alertmanager() -> Any:
     svc = services()
     payload = read_payload()
-    routed = [NewAlert(alert, route(svc.config, alert), payload.groupKey, payload.truncatedAlerts)
-              for alert in payload.alerts]
     now = svc.clock()
+    routed: list[NewAlert] = []
     try:
+        alerts = svc.episodes.canonical(payload.alerts)  # an HA Prometheus pair: one incident per episode
+        routed = [NewAlert(alert, route(svc.config, alert), payload.groupKey, payload.truncatedAlerts)
+                  for alert in alerts]
         entries = svc.inbox.accept(routed, now)
     except Exception as exc:
         log_failure(log, "webhook: could not persist %d alert(s); answered 503", exc, len(routed))
@@ -299,8 +336,10 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     parts = gov.build(config, clock=clock, webhook_token=token, store=getattr(remediator, "store", None),
                       feed=gov.make_feed(lambda: holder["svc"]), audit=getattr(remediator, "audit", None),
                       **(governance or {}))
+    episodes = Episodes(state.connection(HA), config.receiver.replica_skew, clock=clock)
+    announcer = Announcer(config, state.connection(HA), clock=clock, episodes=episodes)
     dispatcher = Dispatcher(config, inbox, remediator=remediator, bridge=gov.filtered(bridge, parts),
-                            metrics=metrics, clock=clock, canary=canary)
+                            metrics=metrics, clock=clock, canary=canary, announcer=announcer)
     registry.register(ReportCollector(SlotStore(state.connection(SLOTS), clock=clock)))  # govheal_daily_report_*
     deadman = Deadman(config, inbox, send_direct, clock=clock, metrics=metrics)
     watch = AlertmanagerWatch(config, inbox, send_direct, alertmanager_probe or alertmanager_health(config),
@@ -309,7 +348,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     svc = Services(config=config, inbox=inbox, dispatcher=dispatcher, deadman=deadman, watch=watch, metrics=metrics,
                    registry=registry, remediator=remediator, bridge=bridge,
                    token=token, clock=clock, state=state, unknown_agents=UnknownAgents(config, clock),
-                   owns_state=owns_state, governance=parts)
+                   episodes=episodes, announcer=announcer, owns_state=owns_state, governance=parts)
     holder["svc"] = svc
 
     app = Flask(__name__)

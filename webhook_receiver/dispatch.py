@@ -13,18 +13,31 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
 from govheal.config import Config
 from govheal.state import disk_failure, log_failure
-from remediator.api import Event, Request, Result, UnknownAgent
+from remediator.api import OUTCOMES, Event, Request, Result, UnknownAgent
 from webhook_receiver.bridge import wording
 from webhook_receiver.bridge.model import Notice
+from webhook_receiver.ha import Announcer, Decision, Subject, deputy_wording
 from webhook_receiver.inbox import Entry, Inbox
 from webhook_receiver.metrics import DispatchStage, ReceiverMetrics
+from webhook_receiver.models import Alert
 from webhook_receiver.routing import AlertOutcome
 
 log = logging.getLogger("govheal.receiver.dispatch")
+
+# A possible replica echo (webhook_receiver/ha.py) is told only when remediating it did something.
+QUIET_OUTCOMES = ("already_recovered", "duplicate")
+# An alert that started while govheal itself was restarting the agent (AgentDown while the old process is
+# stopped and the new one starts, after an AgentUnhealthy restart) is that restart, not a new fault: it is
+# told only if acting on it does something. This long after the restart ended still counts (one scrape and
+# one evaluation of the single-host profile, with room).
+OWN_RESTART_GRACE = 2.0
+FINAL_OUTCOMES = frozenset(OUTCOMES)  # a request's last line: the restart is over
 
 
 class RemediatorLike(Protocol):
@@ -46,6 +59,41 @@ def dedupe_id(entry: Entry) -> str:
     return f"alert:{entry.incident}:{entry.status}"
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """Look again at an agent healed for ``entry`` whose alert has not resolved ``recheck_after`` later.
+
+    Two ways a new outage reaches nobody (both seen under make chaos): the agent dies again within a scrape
+    of its heal, so Prometheus never saw it healthy and the same alert keeps firing; or the resolve was lost
+    (Prometheus restarted before sending it), so Alertmanager still holds the old alert as firing and merges
+    the next outage of the agent into it, and sends nothing new. Until the resolve arrives the receiver asks
+    the remediator to look every ``recheck_after``: a healthy agent costs one health check, a down one is
+    restarted (a new message: the earlier one said it had recovered)."""
+
+    entry: Entry
+    n: int
+
+    @property
+    def id(self) -> int:  # the dispatcher's bookkeeping key: never an inbox row id
+        return -(self.entry.id * 1000 + self.n)
+
+    @property
+    def agent(self) -> str | None:
+        return self.entry.agent
+
+    @property
+    def alert(self) -> Alert:
+        return self.entry.alert
+
+
+def subject(entry: Entry) -> Subject:
+    """What the HA announcer (webhook_receiver/ha.py) needs of a row."""
+    a = entry.alert
+    return Subject(id=entry.id, fingerprint=a.fingerprint, alertname=a.alertname, status=a.status,
+                   node=entry.routing.node, agent=entry.routing.agent, starts_at=a.startsAt, incident=entry.incident,
+                   ends_at=a.endsAt)
+
+
 def base_notice(entry: Entry) -> Notice:
     """The recorded alert as the incident's Notice (see ``wording.alert_notice``)."""
     return wording.alert_notice(entry.alert, entry.routing, entry.received, left_out=entry.truncated)
@@ -59,12 +107,16 @@ class Dispatcher:
     """Worker pool over per-agent lanes; the inbox is the source of truth, this is only the schedule."""
 
     retry_delay = 5.0
+    recheck_after = 10.0  # a healed agent's alert resolves within a scrape + evaluation + group tick
+    max_rechecks = 30  # 5 minutes: Alertmanager resolves a stale alert in 4 resend delays (20 s) at most
 
     def __init__(self, config: Config, inbox: Inbox, *, remediator: RemediatorLike, bridge: BridgeLike,
                  metrics: ReceiverMetrics | None = None, clock: Callable[[], float] = time.time,
-                 workers: int | None = None, canary: CanaryLike | None = None) -> None:
+                 workers: int | None = None, canary: CanaryLike | None = None,
+                 announcer: Announcer | None = None) -> None:
         self.config = config
         self.canary = canary
+        self.announcer = announcer
         self.inbox = inbox
         self.remediator = remediator
         self.bridge = bridge
@@ -77,6 +129,7 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._known: set[int] = set()
         self._inflight: dict[str, Notice] = {}
+        self._restarting: dict[str, tuple[float, float | None]] = {}  # agent → (first attempt, verdict) times
         self._threads: list[threading.Thread] = []
         self._stopping = False
         if metrics:
@@ -93,6 +146,9 @@ class Dispatcher:
         pending = self.inbox.pending()
         for entry in pending:
             self.enqueue(entry)
+        # the looks a receiver that was stopped (or killed) had scheduled: they live in memory only
+        for entry in self.inbox.healed_unresolved(self.clock() - self.recheck_after * self.max_rechecks):
+            self._schedule_recheck(entry, 1)
         if pending:
             log.info("dispatch: resumed %d pending alert(s) from the inbox", len(pending))
         return len(pending)
@@ -175,7 +231,12 @@ class Dispatcher:
             return entry
 
     # -- the work itself
-    def process(self, entry: Entry) -> bool:
+    def process(self, entry: Entry | Recheck) -> bool:
+        if isinstance(entry, Recheck):
+            return self._recheck(entry)
+        return self._process(entry)
+
+    def _process(self, entry: Entry) -> bool:
         """Tell the bridge, then the remediator; True when the row is finished, False to retry later.
 
         A disk that refuses writes (the state object logged it once) is waited out: the row stays pending
@@ -187,23 +248,64 @@ class Dispatcher:
             self.inbox.finish(entry.id, "canary", self.clock())
             return True
         base = base_notice(entry)
-        if not entry.notified:  # a crash after the bridge's commit and before ours: the dedupe id covers it
-            try:
-                self.bridge.notify(base, dedupe_id=dedupe_id(entry))
-            except Exception as exc:
-                log_failure(log, "dispatch: bridge refused the notice for %r; will retry", exc, entry.incident)
-                self._error(DispatchStage.NOTIFY)
-                return False
-            self.inbox.mark_notified(entry.id)
-        result: str | None = "notified"
+        decision, took_over = self._announce(entry)
+        if decision is Decision.NOW and entry.routing.action == "restart" and self._caused_by_our_restart(entry):
+            decision = Decision.IF_ACTED
+        if decision is not Decision.NO and self.announcer is not None and self.announcer.deputised(subject(entry)):
+            base = replace(base, action=deputy_wording(self.config.node, entry.routing.node))
+        # not notified yet (a crash after the bridge's commit and before ours: the dedupe id covers it)
+        if decision is Decision.NOW and not entry.notified and not self._tell(entry, base):
+            return False
+        if took_over is not None:
+            self._catch_up(took_over)
+        result: str | None = "notified" if decision is Decision.NOW else "recorded"
         if entry.routing.acts:
-            result = self._remediate(entry, base)
+            result = self._remediate(entry, base, quiet=decision is not Decision.NOW,
+                                     tell_if_acted=decision is Decision.IF_ACTED)
         if result is None:
             return False
         self.inbox.finish(entry.id, result, self.clock())
         return True
 
-    def _remediate(self, entry: Entry, base: Notice) -> str | None:
+    def _tell(self, entry: Entry, base: Notice) -> bool:
+        try:
+            self.bridge.notify(base, dedupe_id=dedupe_id(entry))
+        except Exception as exc:
+            log_failure(log, "dispatch: bridge refused the notice for %r; will retry", exc, entry.incident)
+            self._error(DispatchStage.NOTIFY)
+            return False
+        self.inbox.mark_notified(entry.id)
+        return True
+
+    def _announce(self, entry: Entry) -> tuple[Decision, str | None]:
+        """Does this receiver tell people about the row (webhook_receiver/ha.py: several nodes, an HA Prometheus
+        pair), and did the row just mark a peer's receiver down (its firing alerts are then announced here)?"""
+        if self.announcer is None:
+            return Decision.NOW, None
+        s = subject(entry)
+        took_over = s.node if self.announcer.observe(s) else None
+        return self.announcer.decide(s), took_over
+
+    def _catch_up(self, node: str | None) -> None:
+        """A peer's receiver went down: announce its alerts still firing that started from then on."""
+        if self.announcer is None or node is None:
+            return
+        for row_id in self.announcer.catch_up(node):
+            entry = self.inbox.get(row_id)
+            if entry is None:
+                continue
+            notice = replace(base_notice(entry), action=deputy_wording(self.config.node, node))
+            try:
+                self.bridge.notify(notice, dedupe_id=dedupe_id(entry))
+            except Exception as exc:
+                log_failure(log, "dispatch: bridge refused the catch-up notice for %r", exc, entry.incident)
+                self._error(DispatchStage.NOTIFY)
+                continue
+            self.inbox.mark_notified(entry.id)
+            log.info("dispatch: announced %s of node %s for its receiver (down)", entry.incident, node)
+
+    def _remediate(self, entry: Entry, base: Notice, *, quiet: bool = False,
+                   tell_if_acted: bool = False) -> str | None:
         """The remediator's outcome for the inbox row; None to try again later (the state disk is failing)."""
         agent, action = entry.routing.agent, entry.routing.action
         assert agent and action
@@ -215,7 +317,8 @@ class Dispatcher:
                 self._error(DispatchStage.REMEDIATE)
                 return None if disk_failure(exc) else "error"
             return "resolved"
-        self._inflight[entry.incident] = base
+        if not quiet:  # quiet: another node announced the incident; its progress is not ours to tell
+            self._inflight[entry.incident] = base
         req = Request(agent=agent, action=action, incident=entry.incident,  # type: ignore[arg-type]
                       reason=f"{entry.alert.alertname} firing", source="alertmanager")
         try:
@@ -227,17 +330,83 @@ class Dispatcher:
             self._error(DispatchStage.REMEDIATE)
             if disk_failure(exc):
                 return None  # not a verdict: the remediator resumes the incident once it can write again
-            self._notify(wording.not_attempted(base, action, exc))
+            if not quiet:
+                self._notify(wording.not_attempted(base, action, exc))
             return "error"
         finally:
             self._inflight.pop(entry.incident, None)
+        if tell_if_acted and res.outcome not in QUIET_OUTCOMES:  # not an echo after all: a real outage
+            quiet = not self._tell(entry, base)
         update = wording.result_notice(base, res)
-        if update is not None:
+        if update is not None and not quiet:
             self._notify(update)
+        if res.outcome == "healed":
+            self._schedule_recheck(entry, 1)
         log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
 
+    def _schedule_recheck(self, entry: Entry, n: int) -> None:
+        if n > self.max_rechecks:
+            return
+
+        def due() -> None:
+            with self._cv:
+                stopping = self._stopping
+            if not stopping:
+                self.enqueue(Recheck(entry, n))  # type: ignore[arg-type]
+        timer = threading.Timer(self.recheck_after, due)
+        timer.daemon = True
+        timer.start()
+
+    def _recheck(self, item: Recheck) -> bool:
+        """The healed incident's alert has not resolved: ask the remediator to look (and act) again, under an
+        incident id of its own; people hear of it only if it acts, as an update of the incident's message."""
+        entry = item.entry
+        agent, action = entry.routing.agent, entry.routing.action
+        if not agent or not action or self.inbox.resolved(entry.incident):
+            return True
+        req = Request(agent=agent, action=action, incident=f"{entry.incident}#recheck-{item.n}",  # type: ignore[arg-type]
+                      reason=f"{entry.alert.alertname} still firing {self.recheck_after:g}s after the heal",
+                      source="alertmanager")
+        try:
+            res = self.remediator.submit(req)
+        except Exception as exc:
+            log_failure(log, "dispatch: recheck of %r failed", exc, entry.incident)
+            return True
+        current = self.inbox.get(entry.id) or entry
+        if res.outcome not in (*QUIET_OUTCOMES, "skipped", "circuit_open") and current.notified:
+            again = replace(base_notice(entry), key=req.incident, created=self.clock(),
+                            action=f"down again after its heal, while {entry.alert.alertname} was still firing")
+            self._notify(again)
+            update = wording.result_notice(again, res)
+            if update is not None:
+                self._notify(update)
+        log.info("dispatch: recheck %d of %r: %s", item.n, entry.incident, res.outcome)
+        if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
+            self._schedule_recheck(entry, item.n + 1)
+        return True
+
+    def _caused_by_our_restart(self, entry: Entry) -> bool:
+        """Did this firing alert start while we were restarting its agent (for another incident)?"""
+        if entry.alert.status != "firing" or not entry.routing.agent:
+            return False
+        window = self._restarting.get(entry.routing.agent)
+        if window is None:
+            return False
+        try:
+            start = datetime.fromisoformat(entry.alert.startsAt).timestamp()
+        except ValueError:
+            return False
+        began, ended = window
+        return began <= start and (ended is None or start <= ended + OWN_RESTART_GRACE)
+
     def _on_event(self, event: Event) -> None:
+        if event.outcome == "restarting":
+            began, ended = self._restarting.get(event.agent, (0.0, None))
+            if ended is not None or not began:  # a new restart (the first attempt of this request)
+                self._restarting[event.agent] = (event.time, None)
+        elif event.outcome in FINAL_OUTCOMES and event.agent in self._restarting:
+            self._restarting[event.agent] = (self._restarting[event.agent][0], event.time)
         base = self._inflight.get(event.incident)
         update = wording.progress_notice(base, event) if base else None
         if update is not None:

@@ -129,6 +129,22 @@ class Inbox:
             rows = self.conn.execute("SELECT * FROM inbox_alerts WHERE state = ? ORDER BY id", (PENDING,)).fetchall()
         return [_entry(r) for r in rows]
 
+    def healed_unresolved(self, since: float) -> list[Entry]:
+        """Firing rows healed since ``since`` whose resolve has not been recorded (their rechecks, at start)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT * FROM inbox_alerts a WHERE a.status = 'firing' AND a.result = 'healed' AND a.finished >= ? "
+                "AND NOT EXISTS (SELECT 1 FROM inbox_alerts r WHERE r.incident = a.incident AND r.status = 'resolved')"
+                " ORDER BY a.id", (since,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def resolved(self, incident: str) -> bool:
+        """Has the incident's resolve been recorded?"""
+        with self._lock:
+            row = self.conn.execute("SELECT 1 FROM inbox_alerts WHERE incident = ? AND status = 'resolved' LIMIT 1",
+                                    (incident,)).fetchone()
+        return row is not None
+
     def get(self, entry_id: int) -> Entry | None:
         with self._lock:
             row = self.conn.execute("SELECT * FROM inbox_alerts WHERE id = ?", (entry_id,)).fetchone()

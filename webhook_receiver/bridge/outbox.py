@@ -296,6 +296,7 @@ class ChannelWorker(threading.Thread):
         self.stopping = threading.Event()
         self.degraded, self.migration = outbox.channel_state(name)
         self.planned: Plan | None = None
+        self.unacked: tuple[Plan, MessageRef, float] | None = None  # sent, not yet recorded (full disk)
         self.solo_until = 0.0  # after a rejected merged message, isolate the culprit
         self.probe_at = 0.0  # a degraded channel is probed once at start, then every probe_interval
         self.edits_off_until = 0.0  # the endpoint cannot edit: send updates as new messages until then
@@ -330,6 +331,8 @@ class ChannelWorker(threading.Thread):
         While the pacer holds us back, the next message is planned and rendered, so it leaves the
         moment the window opens (the storm drains at the rate limit, not at the limit plus our work).
         """
+        if self.unacked is not None:
+            self._ack()  # a delivery the state disk did not let us record: record it, send nothing meanwhile
         now = self.clock()
         if self.degraded and now < self.probe_at:
             return min(self.probe_at - now, 1.0)
@@ -398,8 +401,17 @@ class ChannelWorker(threading.Thread):
             self.failed(NotifyError(self.notifier.redact(f"{type(exc).__name__}: {exc}")), plan.batch + plan.merged,
                         plan.ref)
             return
-        now = self.clock()
+        self.unacked = (plan, new_ref, self.clock())
+        self._ack()
+
+    def _ack(self) -> None:
+        """Record the delivery in :attr:`unacked`. While that write fails (a full state disk: it raises and
+        run() pauses) the worker sends nothing and keeps the delivery in memory, so the same message is not
+        sent again on every round; only a crash before the write lands re-sends it (once)."""
+        assert self.unacked is not None
+        plan, new_ref, now = self.unacked
         self.outbox.ack(self.channel, plan.batch, plan.merged, new_ref, plan.notices, now)
+        self.unacked = None
         self.metrics.count(self.channel, Delivery.SENT, len(plan.batch))
         self.metrics.count(self.channel, Delivery.MERGED, len(plan.batch) - 1 + len(plan.merged))
         for it in plan.batch:

@@ -15,6 +15,7 @@ from govheal.governance import schedule
 from govheal.governance.effective import effective
 from govheal.governance.recurrence import utc_text
 from govheal.governance.service import Governance, switch_dict
+from govheal.serving import fallback_name
 from remediator import policy as pol
 from webhook_receiver.governance.promcache import PromSnapshot
 
@@ -65,6 +66,7 @@ def agents(src: Sources, only: str | None = None, history: int = 0) -> dict[str,
     circuits = store.circuits() if store is not None else {}
     last = store.last_incidents() if store is not None else {}
     restarts = store.attempt_counts(now - DAY) if store is not None else {}
+    served = store.serving.all() if store is not None else {}  # a failover's fallback serves (govheal/serving.py)
     out = []
     for a in src.config.agents:
         if only is not None and a.name != only:
@@ -86,6 +88,10 @@ def agents(src: Sources, only: str | None = None, history: int = 0) -> dict[str,
                 "outcome": inc["outcome"] or inc["status"], "time": utc_text(inc["updated_at"]),
                 "reason": inc["reason"], "attempts": inc["attempts"]},
             "circuit": circuit,
+            "fallback": fallback_name(a),
+            "serving": None if a.name not in served else {
+                "fallback": served[a.name].fallback, "since": utc_text(served[a.name].since),
+                "incident": served[a.name].incident},
             "muted": eff.muted, "paused": eff.paused, "maintenance": eff.maintenance,
             "switches": [{**switch_dict(s), "in_effect": schedule.in_effect(s, now),
                           "next_change": _utc(schedule.next_change(s, now))} for s in sws],
