@@ -62,12 +62,13 @@ def test_the_receiver_opens_the_file_once_and_no_component_opens_its_own(tmp_pat
     svc = app.extensions["govheal"]
     try:
         # the state object's own (migrations, checkpoints, probe) + inbox + outbox + remediator + the canary
-        # and the daily report's slots (read for /metrics)
-        assert len(opened) == 6 and set(opened) == {state.path}
+        # and the daily report's slots (read for /metrics) + the HA episodes and announcer (each serialises
+        # its own statements under its own lock, so one connection each) + the governance service's
+        assert len(opened) == 9 and set(opened) == {state.path}
         handed = state._handed
         assert svc.inbox.conn in handed and bridge.outbox.conn in handed and svc.remediator.store.conn in handed
         assert svc.dispatcher.canary.conn in handed
-        assert len({id(c) for c in handed}) == 5
+        assert len({id(c) for c in handed}) == 7
     finally:
         svc.stop(2)
         bridge.stop()
