@@ -64,6 +64,7 @@ class Run:
         self.crash_loops = 0
         self.crash_loop_busy = False
         self.requests: dict[str, str] = {}  # agent → a kind the own-fault lane wants next on it
+        self.channel_outages = 0  # alternates the channel that answers 500
 
     def new(self, kind: str, agent: str | None) -> Fault:
         with self.lock:
@@ -255,7 +256,8 @@ OWN = ["receiver_sigkill_mid_restart"] * 6 + ["alertmanager_stop", "alertmanager
 def own_lane(run: Run, duration: float) -> None:
     kinds = list(OWN)
     run.rng.shuffle(kinds)
-    start, span = time.time() + 30, max(60.0, duration - 150)
+    # 300 faults usually take ~10 minutes: spread govheal's own faults over the first 8 so all of them run
+    start, span = time.time() + 30, max(60.0, min(duration, 600.0) - 120)
     gap = span / len(kinds)  # spread out, one at a time (each is held up to 60 s), each at a random phase
     slots = [start + i * gap + run.rng.uniform(0, gap / 3) for i in range(len(kinds))]
     for at, kind in zip(slots, kinds, strict=True):
@@ -319,7 +321,8 @@ def wait_component(run: Run, f: Fault, kind: str) -> None:
 
 
 def channel_500_60s(run: Run, f: Fault) -> None:
-    fake, name = (run.stack.discord, "discord") if f.id % 2 else (run.stack.telegram, "telegram")
+    run.channel_outages += 1
+    fake, name = (run.stack.discord, "discord") if run.channel_outages % 2 else (run.stack.telegram, "telegram")
     body = {"message": "500: Internal Server Error", "code": 0} if name == "discord" else \
         {"ok": False, "error_code": 500, "description": "Internal Server Error"}
     fake.hold(500, body)
