@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from bench.receiver import _free_port, _pct
+from bench.receiver import _pct, launch_receiver
 
 TOKEN = "bench-webhook-token-not-a-secret"  # noqa: S105 - throwaway tokens for a loopback benchmark
 ADMIN = "bench-admin-token-not-a-secret"
@@ -68,22 +68,8 @@ def start(tmp: Path, n: int) -> tuple[subprocess.Popen, int]:
     cfg = tmp / "govheal.yaml"
     cfg.write_text(config_text(n))
     seed(cfg, n)
-    port = _free_port()
-    env = {**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN, "GOVHEAL_ADMIN_TOKEN": ADMIN, "GOVHEAL_READ_TOKEN": READ}
-    log = open(tmp / "receiver.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "govheal", "receiver", "--config", str(cfg), "--listen",
-                             f"127.0.0.1:{port}", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"receiver did not become ready; see {tmp / 'receiver.log'}")
+    return launch_receiver(cfg, {"GOVHEAL_WEBHOOK_TOKEN": TOKEN, "GOVHEAL_ADMIN_TOKEN": ADMIN,
+                                 "GOVHEAL_READ_TOKEN": READ})
 
 
 def login(port: int) -> str:

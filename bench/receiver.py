@@ -107,10 +107,16 @@ def _pct(xs: list[float], p: float) -> float:
 
 def _start_receiver(tmp: Path, threads: int, extra: str = "",
                     env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
     cfg = tmp / "govheal.yaml"
     cfg.write_text(CONFIG.format(threads=threads) + extra)
-    env = {**os.environ, "GOVHEAL_WEBHOOK_TOKEN": TOKEN, **(env_extra or {})}
+    return launch_receiver(cfg, {"GOVHEAL_WEBHOOK_TOKEN": TOKEN, **(env_extra or {})})
+
+
+def launch_receiver(cfg: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """A real `govheal receiver` for ``cfg`` on a free loopback port, once /readyz answers."""
+    tmp = cfg.parent
+    port = _free_port()
+    env = {**os.environ, **env_extra}
     log = open(tmp / "receiver.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "govheal", "receiver", "--config", str(cfg), "--listen",
                              f"127.0.0.1:{port}", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
