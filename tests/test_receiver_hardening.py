@@ -187,7 +187,9 @@ def post_raw(port: int, head: bytes, chunks: list[bytes], pause_after_answer: bo
         for i, chunk in enumerate(chunks):
             s.sendall(chunk)
             if pause_after_answer and i == 0:
-                select.select([s], [], [], 5)  # the early answer has arrived
+                poller = select.poll()  # not select(): the suite's descriptors can be past FD_SETSIZE
+                poller.register(s, select.POLLIN)
+                poller.poll(5000)  # the early answer has arrived
                 time.sleep(0.3)
         s.shutdown(socket.SHUT_WR)
         data = b""

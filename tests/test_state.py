@@ -52,6 +52,7 @@ def test_the_receiver_opens_the_file_once_and_no_component_opens_its_own(tmp_pat
     monkeypatch.setattr(govheal.store, "connect", counting)
     monkeypatch.setattr("govheal.state.connect", counting)
     monkeypatch.setattr("remediator.store.connect", counting)
+    monkeypatch.setattr("webhook_receiver.governance.connect", counting)  # bound at its import, whenever that was
     config = receiver_config(tmp_path, extra="notifications:\n  channels:\n    d: {type: discord}\n")
     from webhook_receiver.bridge import Bridge
 
