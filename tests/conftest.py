@@ -42,7 +42,7 @@ _LEAKS: list[str] = []
 
 def _strays(base: str) -> list[psutil.Process]:
     me = os.getpid()
-    found = []
+    found = [c for c in _children() if base not in " ".join(_cmdline(c))]  # forked ones carry pytest's line
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
@@ -50,6 +50,24 @@ def _strays(base: str) -> list[psutil.Process]:
                 found.append(proc)
         except (psutil.Error, TypeError):
             continue
+    return found
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _children() -> list[psutil.Process]:
+    """pytest's own live descendants: a forked child left running keeps the interpreter from exiting
+    (multiprocessing joins them at exit), so CI would hang after the summary line."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
     return found
 
 
@@ -64,7 +82,7 @@ def _no_leaked_processes(request, tmp_path_factory):
     _, alive = psutil.wait_procs(strays, timeout=3)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
-            _LEAKS.append(f"{request.node.nodeid}: pid {proc.pid} {' '.join(proc.cmdline())[:160]}")
+            _LEAKS.append(f"{request.node.nodeid}: pid {proc.pid} {' '.join(_cmdline(proc))[:160]}")
             proc.kill()
 
 

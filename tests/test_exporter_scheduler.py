@@ -65,7 +65,9 @@ def test_each_agent_is_probed_on_its_own_interval():
     assert 12 <= fast <= 21, fast  # ~20 in 1 s; a loaded machine may lose a few
     assert 3 <= slow <= 5, slow
     starts = [a for a, _ in rec.spans["http://x/fast"]]
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.045  # never faster than asked
+    # never faster than asked: the schedule counts from dispatch, and a pool thread that starts one probe
+    # late on a loaded machine (seen: 10 ms) makes the next gap that much shorter; twice as fast is a bug
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.03
 
 
 def test_a_hung_agent_is_probed_back_to_back_never_twice_at_once():
