@@ -277,10 +277,15 @@ class Remediator:
             # once it has held for min_uptime. Counting it as an incident kept every hang's restart in the budget.
             state = pol.refresh(p, before, self.clock())
         old_pid = inc.first_pid or obs.pid
+        resumed = obs.healthy and self._close_interrupted(agent, req, obs)
         if not obs.healthy:
-            obs = self._settle(agent, req, inc, obs, p)
+            obs, resumed = self._settle(agent, req, inc, obs, p)
         if obs.healthy:
-            self.store.save_circuit(agent.name, pol.on_healthy(state, self.clock()))
+            now = self.clock()
+            # an attempt of ours interrupted mid-restart (the receiver was killed) that came up is a heal like
+            # any other: on probation, forgiven after min_uptime (else it stayed in the budget for good)
+            self.store.save_circuit(agent.name, pol.on_result(p, pol.refresh(p, state, now), now, True) if resumed
+                                    else pol.on_healthy(state, now))
             why = "healthy when we came to act" + (f" (pid {old_pid} → {obs.pid})" if old_pid != obs.pid else "")
             return Outcome.ALREADY_RECOVERED, why, old_pid, obs.pid, {}
         diagnostics: dict = {}  # the result's: what the agent looked like at the first attempt
@@ -341,12 +346,23 @@ class Remediator:
                 return self._circuit_open(agent, req, f"CRIT circuit opened after {attempt_no} failed restart(s): "
                                           f"{reason}", old_pid, new_pid, diagnostics, opening=True)
 
-    def _settle(self, agent: Agent, req: Request, inc: Incident, obs: Observation, p: PolicySpec) -> Observation:
+    def _close_interrupted(self, agent: Agent, req: Request, obs: Observation) -> bool:
+        """The agent is up, and an attempt of this incident was interrupted (the receiver killed mid-restart):
+        that attempt healed it. Record it so; True when there was one."""
+        last = self.store.attempts(agent.name, req.incident)[-1:]
+        if not last or last[0]["finished_at"] is not None:
+            return False
+        self.store.finish_attempt(last[0]["id"], self.clock(), "healed", obs.pid,
+                                  "resumed: healthy when we came to act")
+        return True
+
+    def _settle(self, agent: Agent, req: Request, inc: Incident, obs: Observation,
+                p: PolicySpec) -> tuple[Observation, bool]:
         """Before restarting again, give a start already in flight its start_grace instead of killing it.
 
         Two cases: an attempt of this incident that was interrupted (the remediator was killed while
         verifying; the agent it started detached may still be starting), and a PID that changed since the
-        incident began (another supervisor restarted it).
+        incident began (another supervisor restarted it). The flag: an interrupted attempt came up healthy.
         """
         grace, why = 0.0, ""
         last = self.store.attempts(agent.name, req.incident)[-1:]
@@ -359,15 +375,16 @@ class Remediator:
         elif obs.pid is not None and inc.first_pid is not None and obs.pid != inc.first_pid:
             grace, why = agent.start_grace, f"pid changed {inc.first_pid} → {obs.pid} since the incident began"
         if grace <= 0:
-            return obs
+            return obs, False
         self._emit(agent, req.incident, Action.RESTART, Step.WAITING, 0.0, old_pid=inc.first_pid, new_pid=obs.pid,
                    reason=f"{why}; verifying it for up to {grace:.1f}s before restarting")
         v = verify(self.config, agent, successes=p.verify_successes, interval=p.verify_interval, grace=grace,
                    clock=self.clock, sleep=self.sleep, look=self.look)
-        if last and last[0]["finished_at"] is None:
+        interrupted = bool(last and last[0]["finished_at"] is None)
+        if interrupted:
             self.store.finish_attempt(last[0]["id"], self.clock(), "healed" if v.healed else "failed", v.pid,
                                       f"resumed: {v.reason}")
-        return Observation(v.pid, v.healed, v.reason)
+        return Observation(v.pid, v.healed, v.reason), interrupted and v.healed
 
     def _attempt(self, agent: Agent, pid: int | None, p: PolicySpec) -> tuple[bool, int | None, str, bool]:
         """(healed, new pid, why, refused): refused = nothing was signalled, the pid is not the agent's."""

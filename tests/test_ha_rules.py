@@ -47,9 +47,12 @@ def alert(starts: str, *, status: str = "firing", fp: str = FP, ends: str = "000
 class Node:
     """One receiver's state: its inbox, episodes and announcer on one file."""
 
+    opened: list[State] = []  # closed after each test (their connections and checkpoint threads)
+
     def __init__(self, tmp: Path, cfg: Config, skew: float = 2.0) -> None:
         self.cfg = cfg
         self.state = State.open(tmp / cfg.node)
+        Node.opened.append(self.state)
         self.inbox = Inbox(self.state)
         self.episodes = Episodes(self.state.connection(HA), skew)
         self.announcer = Announcer(cfg, self.state.connection(HA), episodes=self.episodes)
@@ -71,11 +74,16 @@ class Node:
         self.inbox.finish(entry.id, result, at)
 
 
+@pytest.fixture(autouse=True)
+def _close_states():
+    yield
+    while Node.opened:
+        Node.opened.pop().close()
+
+
 @pytest.fixture
 def b(tmp_path):
-    node = Node(tmp_path, config(tmp_path))
-    yield node
-    node.state.close()
+    return Node(tmp_path, config(tmp_path))
 
 
 # -- one incident per episode ------------------------------------------------------------------------

@@ -133,3 +133,26 @@ def test_a_request_that_finds_the_agent_healthy_does_not_cancel_a_heals_probatio
         assert echo.outcome == "already_recovered"
         clock.t += 90  # the heal holds longer than min_uptime (60 s) before the next hang
     assert rem.circuit_state("A") == "closed"
+
+
+def test_an_attempt_interrupted_mid_restart_that_came_up_is_forgiven_like_any_heal(tmp_path: Path) -> None:
+    """make chaos: the receiver SIGKILLed mid-restart left the attempt counted for good (the resumed request
+    found the agent up: already_recovered, no probation), and three such kills opened a healthy agent's
+    circuit."""
+    from remediator import policy as pol
+
+    clock, world = FakeClock(), World(healthy={"A": False})
+    rem = make(tmp_path, world, clock)
+    policy = rem.config.policy_for(rem.config.agent("A"))
+    for i in range(4):
+        now = clock()
+        rem.store.open_incident("A", f"x{i}", now, None, "AgentDown firing", "alertmanager")
+        state = pol.on_attempt(pol.on_incident(policy, rem.store.circuit("A"), now), now)
+        rem.store.start_attempt("A", f"x{i}", "restart", now, None, state)  # … and the receiver was killed
+        world.healthy["A"] = True  # the start it made came up
+        r = rem.submit(Request("A", "restart", f"x{i}"))  # the restarted receiver resumes the incident
+        assert r.outcome == "already_recovered", (i, r.reason)
+        clock.t += 90  # held longer than min_uptime
+        world.healthy["A"] = False
+    assert pol.refresh(policy, rem.store.circuit("A"), clock()).attempts == ()
+    assert rem.circuit_state("A") == "closed"
