@@ -52,7 +52,6 @@ def test_the_receiver_opens_the_file_once_and_no_component_opens_its_own(tmp_pat
     monkeypatch.setattr(govheal.store, "connect", counting)
     monkeypatch.setattr("govheal.state.connect", counting)
     monkeypatch.setattr("remediator.store.connect", counting)
-    monkeypatch.setattr("webhook_receiver.governance.connect", counting)  # bound at its import, whenever that was
     config = receiver_config(tmp_path, extra="notifications:\n  channels:\n    d: {type: discord}\n")
     from webhook_receiver.bridge import Bridge
 
@@ -64,12 +63,12 @@ def test_the_receiver_opens_the_file_once_and_no_component_opens_its_own(tmp_pat
     try:
         # the state object's own (migrations, checkpoints, probe) + inbox + outbox + remediator + the canary
         # and the daily report's slots (read for /metrics) + the HA episodes and announcer (each serialises
-        # its own statements under its own lock, so one connection each) + the governance service's
+        # its own statements under its own lock, so one connection each) + the governance service
         assert len(opened) == 9 and set(opened) == {state.path}
         handed = state._handed
         assert svc.inbox.conn in handed and bridge.outbox.conn in handed and svc.remediator.store.conn in handed
-        assert svc.dispatcher.canary.conn in handed
-        assert len({id(c) for c in handed}) == 7
+        assert svc.dispatcher.canary.conn in handed and svc.governance.governance.conn in handed
+        assert len({id(c) for c in handed}) == 8
     finally:
         svc.stop(2)
         bridge.stop()

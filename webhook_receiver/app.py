@@ -313,6 +313,7 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
     drive dispatch by hand. ``alertmanager_probe``: how the Alertmanager watch asks whether Alertmanager
     answers (default: the Alertmanagers the config knows, through the client).
     """
+    from govheal.governance.service import GOVERNANCE
     from webhook_receiver import governance as gov
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
@@ -333,7 +334,8 @@ def create_app(config: Config, *, remediator: Any = None, bridge: Any = None, st
                     clock=clock)
     token = token if token is not None else load_token(config)
     holder: dict[str, Services] = {}
-    parts = gov.build(config, clock=clock, webhook_token=token, store=getattr(remediator, "store", None),
+    parts = gov.build(config, state.connection(GOVERNANCE), clock=clock, webhook_token=token,
+                      store=getattr(remediator, "store", None),
                       feed=gov.make_feed(lambda: holder["svc"]), audit=getattr(remediator, "audit", None),
                       **(governance or {}))
     episodes = Episodes(state.connection(HA), config.receiver.replica_skew, clock=clock)

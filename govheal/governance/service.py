@@ -32,6 +32,7 @@ from govheal.governance import silences as sil
 from govheal.governance.effective import KINDS, SILENCED, Effective, effective
 from govheal.governance.recurrence import RecurrenceError, parse
 from govheal.governance.recurrence import utc_text as utc
+from govheal.state import Component
 from govheal.store import migrate, tx
 from govheal.switches import Switch, SwitchKind, SwitchStore
 
@@ -47,6 +48,7 @@ CREATE TABLE gov_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, agent TEXT NOT NULL, line TEXT NOT NULL);
 CREATE INDEX gov_audit_agent ON gov_audit (agent, id)
 """]
+GOVERNANCE = Component("governance", SCHEMA)  # a long-running process takes its connection from its State
 
 PENDING, SYNCED, EXPIRING = "pending", "synced", "expiring"
 ONCE = "once"  # the slot of a one-off switch's single window (an edit updates the same silence)

@@ -5,6 +5,7 @@ feed and the notice filter (docs/governance.md). :func:`build` makes the parts, 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,6 @@ from govheal.endpoints import resolve
 from govheal.governance.defaults import local_zone, page_url
 from govheal.governance.recurrence import utc_text
 from govheal.governance.service import Governance
-from govheal.store import connect, db_path
 from webhook_receiver.governance import auth
 from webhook_receiver.governance.board import Latency, Sources
 from webhook_receiver.governance.loop import GovernanceLoop, GovernedBridge
@@ -47,10 +47,12 @@ class Parts:
         self.cache.stop()
 
 
-def build(config: Config, *, clock: Callable[[], float], webhook_token: str | None, store: Any,
+def build(config: Config, conn: sqlite3.Connection, *, clock: Callable[[], float], webhook_token: str | None,
+          store: Any,
           feed: Callable[[list[dict[str, Any]]], None] | None, audit: Any = None,
           alertmanagers: Any = None, prometheus: Any = None, tokens: auth.Tokens | None = None) -> Parts:
-    """The governance parts of one receiver. ``alertmanagers``/``prometheus`` default to the config's."""
+    """The governance parts of one receiver. ``conn``: the state's connection for :data:`GOVERNANCE`;
+    ``alertmanagers``/``prometheus`` default to the config's."""
     session = new_session()
     where = resolve(config)  # the config's prometheus/alertmanager keys, else what a running `govheal up` started
     urls = list(where.alertmanagers)
@@ -59,7 +61,7 @@ def build(config: Config, *, clock: Callable[[], float], webhook_token: str | No
     purl = where.prometheus
     prom = prometheus if prometheus is not None else (Prometheus(purl, session, timeout=5.0) if purl else None)
     tz = config.admin.timezone or local_zone()
-    gov = Governance(config, connect(db_path(config.state_path)), alertmanager=am, audit=audit, clock=clock,
+    gov = Governance(config, conn, alertmanager=am, audit=audit, clock=clock,
                      page_url=page_url(config), horizon=config.admin.silence_horizon, default_tz=tz)
     cache = PromCache(prom, clock=clock, interval=config.admin.prometheus_refresh)
     links = {}
