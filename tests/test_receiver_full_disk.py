@@ -89,8 +89,11 @@ def test_readyz_fails_while_writes_fail_logged_once_and_everything_resumes(
             resp = client.post("/alertmanager", data=body(alert("GG", fp=f"{i:016x}")), headers=AUTH,
                                content_type="application/json")
             assert resp.status_code == 503
+        beat = client.post("/watchdog", data=body(alert("Watchdog")), headers=AUTH, content_type="application/json")
+        assert beat.status_code == 200, "the heartbeat arrived: the dead-man's switch is not about the disk"
+        assert svc.deadman.last_seen is not None
         assert registry.get_sample_value("govheal_state_writable") == 0
-        assert registry.get_sample_value("govheal_state_write_errors_total") >= 5
+        assert registry.get_sample_value("govheal_state_write_errors_total") >= 6
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and "fail: database or disk is full" in errors[0] and "resumes" in errors[0], errors
         assert tracebacks(caplog) == []

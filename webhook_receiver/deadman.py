@@ -58,7 +58,10 @@ class Deadman:
         with self._lock:
             was_silent = self.silent_since
             self.last_seen, self.silent_since = now, None
-            self.inbox.set_watchdog(now, None)
+            try:
+                self.inbox.set_watchdog(now, None)
+            except Exception as exc:  # a full state disk: the heartbeat still counts; only a restart forgets it
+                log_failure(log, "deadman: could not record the heartbeat", exc)
             self._publish()
         if was_silent is not None:
             self._send(f"deadman:{self.node}:back:{was_silent!r}",
