@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from govheal.errors import GovhealError
 
 Printer = Callable[[str], None]
@@ -146,8 +148,8 @@ class Supervisor:
         if _safe(child.health):
             child.failed_checks, child.answered = 0, True
             return False
-        if not child.answered and now - child.started_at < child.ready_timeout:
-            return False  # (re)starting: not answering yet is not a hang
+        if not child.answered and now - child.started_at < child.ready_timeout and not _stopped(child):
+            return False  # (re)starting: not answering yet is not a hang (a stopped one is, at once)
         child.failed_checks += 1
         if child.failed_checks < self.unhealthy_after:
             return False
@@ -169,6 +171,14 @@ class Supervisor:
             stop_child(child)
             self.out(f"  {child.name:<14} stopped")
         self.children.clear()
+
+
+def _stopped(child: Child) -> bool:
+    """Is the child frozen by a signal (SIGSTOP, state T)? It cannot be merely slow to start then."""
+    try:
+        return child.proc is not None and psutil.Process(child.proc.pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
 
 
 def kill_child(child: Child) -> None:

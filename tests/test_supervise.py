@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from govheal import chain
@@ -99,6 +100,30 @@ def test_a_restarted_child_gets_its_ready_timeout_before_misses_count(tmp_path):
         assert child.answered
     finally:
         sup.stop_all()
+
+
+def test_a_child_frozen_while_starting_is_not_given_its_ready_timeout(tmp_path):
+    """make chaos: an Alertmanager SIGSTOPped right after its restart waited out all 30 s of its start."""
+    clock = Clock()
+    sup = Supervisor(out=lambda line: None, clock=clock, health_interval=1.0, unhealthy_after=3)
+    child = Child("svc", SLEEPER, tmp_path / "svc.log", ready=lambda: True, health=lambda: False,
+                  ready_timeout=30)
+    try:
+        sup.start(child)
+        child.answered = False  # as after a restart: not answered yet
+        first = child.pid
+        os.kill(first, signal.SIGSTOP)
+        wait_until(lambda: not _running_state(first), 5, what="the child stopped")
+        for _ in range(3):
+            clock.t += 1
+            sup.check()
+        assert not is_running(first), "three misses of a stopped child kill it, start grace or not"
+    finally:
+        sup.stop_all()
+
+
+def _running_state(pid: int) -> bool:
+    return psutil.Process(pid).status() != psutil.STATUS_STOPPED
 
 
 def test_unsupervised_children_are_never_health_killed(tmp_path):
