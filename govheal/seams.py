@@ -1,6 +1,6 @@
 """The composition root: every seam's registry, and the config model built from them.
 
-The base (govheal/config.py) knows what a matcher, a restart strategy and a channel have in common; the
+The base (govheal/config/) knows what a matcher, a restart strategy and a channel have in common; the
 registries know the entries: govheal/matchers.py MATCHERS, remediator/strategies STRATEGIES and
 webhook_receiver/bridge/notifiers NOTIFIERS. This top-floor module hands them to
 :func:`govheal.config.build_config_model`. Every CLI, ``govheal up`` and the tests load config through
