@@ -84,6 +84,7 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
             a.end = b.start if b else ended
     own = [f for f in faults if f.agent is None or f.kind == "receiver_sigkill_mid_restart"]
     own_windows = [(f.start, f.start + max(f.duration, 1.0) + 5.0, f.kind) for f in faults if f.agent is None]
+    own_windows += [(f.outage[0], f.outage[1] + 5.0, "receiver_down") for f in faults if f.outage]
 
     def fault_at(agent: str | None, t: float) -> Fault | None:
         for f in lanes.get(agent or "", []):

@@ -42,6 +42,7 @@ class Fault:
     healthy_at: float | None = None
     end: float | None = None  # the end of its window (next fault on the lane, or the run's end)
     duration: float = 0.0  # govheal's own faults: how long it was held
+    outage: tuple[float, float] | None = None  # the receiver killed by this fault: down from, ready again at
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -233,12 +234,25 @@ def receiver_sigkill_mid_restart(run: Run, f: Fault) -> None:
                for e in run.stack.audit()):
             time.sleep(run.rng.uniform(0.0, 0.4))
             pid = run.stack.signal("receiver", signal.SIGKILL)
-            f.notes.append(f"receiver pid {pid} SIGKILLed {time.time() - f.start:.2f}s after the fault")
+            killed = time.time()
+            f.notes.append(f"receiver pid {pid} SIGKILLed {killed - f.start:.2f}s after the fault")
+            threading.Thread(target=_receiver_outage, args=(run, f, killed), daemon=True).start()
             break
         time.sleep(0.02)
     else:
         f.notes.append("no restart seen within 30 s: the receiver was not killed")
     watch(run, f)
+
+
+def _receiver_outage(run: Run, f: Fault, killed: float) -> None:
+    """How long the receiver was away: every other agent's fault in that window is not a clean one."""
+    time.sleep(0.2)  # the killed one may still answer from its socket backlog for an instant
+    while not run.stop.is_set() and time.time() - killed < 120:
+        if run.stack.receiver_ready():
+            f.outage = (killed, time.time())
+            f.notes.append(f"receiver ready again {time.time() - killed:.2f}s after the kill")
+            return
+        time.sleep(0.05)
 
 
 INJECT: dict[str, Callable[[Run, Fault], None]] = {

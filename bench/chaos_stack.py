@@ -73,6 +73,7 @@ class Stack:
                                  self.base / "logs" / "Standby.log")
         self.up: subprocess.Popen | None = None
         self.tmpfs = ""  # "tmpfs 64 MiB" when mounted, else why not
+        self.receiver_port = free_port()
         self.mono_offset = time.time() - time.monotonic()  # the fakes stamp with monotonic time
 
     # -- setup --------------------------------------------------------------------------------------
@@ -92,7 +93,8 @@ class Stack:
             os.chmod(path, 0o600)
         self.poison.mkdir(parents=True, exist_ok=True)
         lines = ["node: chaos-node", f"state_dir: {self.state}", f"telemetry_log: {self.audit_log}",
-                 f"listen: {{exporter: 127.0.0.1:{free_port()}, receiver: 127.0.0.1:{free_port()}}}", DETECTION, POLICY,
+                 f"listen: {{exporter: 127.0.0.1:{free_port()}, receiver: 127.0.0.1:{self.receiver_port}}}",
+                 DETECTION, POLICY,
                  f"receiver: {{token_file: {secrets / 'webhook_token'}}}",
                  "notifications:", "  channels:",
                  f"    discord: {{type: discord, webhook_url_file: {secrets / 'discord_url'}}}",
@@ -155,6 +157,10 @@ class Stack:
                 if kind == "prometheus" and name == "prometheus":
                     return proc
         return None
+
+    def receiver_ready(self) -> bool:
+        status, _ = http_get(f"http://127.0.0.1:{self.receiver_port}/readyz", timeout=0.4)
+        return status == 200
 
     def signal(self, kind: str, sig: int) -> int | None:
         proc = self.component(kind)
