@@ -69,13 +69,14 @@ class Supervisor:
 
     def __init__(self, out: Printer = print, clock: Callable[[], float] = time.monotonic,
                  stop_event: threading.Event | None = None, *, health_interval: float = 1.0,
-                 unhealthy_after: int = 3) -> None:
+                 unhealthy_after: int = 3, stable_after: float = 5.0) -> None:
         self.children: list[Child] = []
         self.out = out
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
         self.health_interval = health_interval
         self.unhealthy_after = unhealthy_after
+        self.stable_after = stable_after
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -129,10 +130,10 @@ class Supervisor:
                     child.reported_exit = True
                 continue
             if not child.reported_exit:
-                delay = min(30.0, 2.0 ** child.restarts)
+                delay = self._delay(child, now)
                 child.next_restart = now + delay
                 child.reported_exit = True
-                self.out(f"  {child.name:<14} exited with code {code}; restarting in {delay:.0f}s "
+                self.out(f"  {child.name:<14} exited with code {code}; restarting {_when(delay)} "
                          f"(log {child.log})")
             elif now >= child.next_restart:
                 child.restarts += 1
@@ -153,12 +154,20 @@ class Supervisor:
         child.failed_checks += 1
         if child.failed_checks < self.unhealthy_after:
             return False
-        delay = min(30.0, 2.0 ** child.restarts)
+        delay = self._delay(child, now)
         self.out(f"  {child.name:<14} not answering its health check ({child.failed_checks} in a row); killed it, "
-                 f"restarting in {delay:.0f}s (log {child.log})")
+                 f"restarting {_when(delay)} (log {child.log})")
         kill_child(child)
         child.reported_exit, child.next_restart = True, now + delay
         return True
+
+    def _delay(self, child: Child, now: float) -> float:
+        """Backoff before the next start: none for a child that answered and ran ``stable_after`` (killed or
+        crashed once, not a crash loop: its users wait for nothing), else 1, 2, 4 … 30 s by restarts so far."""
+        if child.answered and now - child.started_at >= self.stable_after:
+            child.restarts = 0
+            return 0.0
+        return min(30.0, 2.0 ** child.restarts)
 
     def run_until_stopped(self, interval: float = 0.5) -> None:
         while not self.stop_event.wait(interval):
@@ -171,6 +180,10 @@ class Supervisor:
             stop_child(child)
             self.out(f"  {child.name:<14} stopped")
         self.children.clear()
+
+
+def _when(delay: float) -> str:
+    return f"in {delay:.0f}s" if delay else "now"
 
 
 def _stopped(child: Child) -> bool:

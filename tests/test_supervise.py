@@ -51,10 +51,18 @@ def test_three_failed_checks_in_a_row_kill_and_restart_the_child(tmp_path):
         clock.t += 1
         sup.check()
         assert not is_running(first), "the third miss in a row kills it"
-        assert "svc            not answering its health check (3 in a row); killed it, restarting in 1s" in out[-1]
-        clock.t += 1
-        sup.check()
+        # it had answered for 6 s: a hang, not a crash loop, so no backoff
+        assert "svc            not answering its health check (3 in a row); killed it, restarting now" in out[-2]
         assert child.pid != first and child.alive() and out[-1].startswith("  svc            restarted")
+        second = child.pid
+        for _ in range(3):  # the new one never answers: dying young, it gets the backoff (0 s, then 2, 4 … s)
+            clock.t += 1
+            sup.check()
+        clock.t += 30  # its start grace (ready_timeout) is over
+        for _ in range(3):
+            clock.t += 1
+            sup.check()
+        assert not is_running(second) and "restarting in 2s" in out[-1], out[-1]
     finally:
         sup.stop_all()
 
