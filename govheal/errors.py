@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from govheal.config.problems import Problem
+
 
 class GovhealError(Exception):
     """Something the operator can fix; the message says what and how."""
@@ -11,6 +16,15 @@ class GovhealError(Exception):
 
 class UsageError(GovhealError):
     exit_code = 2
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; ``str()`` lists them, one per line. Here, not with the config
+    models, so that the CLI can catch it without importing them (a command that reads no config starts fast)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
 
 
 def path_problem(path: object, exc: BaseException) -> str:

@@ -17,10 +17,11 @@ from govheal.config.build import build_config_model
 from govheal.config.common import Strict, regex_field
 from govheal.config.load import load_config, parse_config
 from govheal.config.ops import ReportsSpec, ReportStep
-from govheal.config.problems import ConfigError, field_path
+from govheal.config.problems import field_path
 from govheal.config.root import Config
 from govheal.config.seams import Seams
 from govheal.config.servers import ChannelSpec
+from govheal.errors import ConfigError
 
 __all__ = [
     "Agent",

@@ -10,9 +10,10 @@ from pydantic import ValidationError
 
 from govheal.config.build import build_config_model
 from govheal.config.checks import _cross_checks
-from govheal.config.problems import ConfigError, Problem, _problem_from_error
+from govheal.config.problems import Problem, _problem_from_error
 from govheal.config.root import Config
 from govheal.config.seams import Seams
+from govheal.errors import ConfigError
 from govheal.yamlpos import YamlSyntaxError, load_with_lines
 
 

@@ -26,14 +26,6 @@ class Problem(BaseModel):
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class ConfigError(Exception):
-    """One or more problems in a config file; ``str()`` lists them, one per line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
 def field_path(loc: Iterable[str | int]) -> str:
     """pydantic's ``('agents', 0, 'health')`` → ``agents[0].health``."""
     out = ""
