@@ -148,9 +148,15 @@ class TrackedConnection(sqlite3.Connection):
         if self.health is not None and disk_failure(exc):
             self.health.failed(exc)
 
+    _written = 0  # total_changes at the last committed write
+
     def _done(self, sql: str) -> None:
-        if self.health is not None and self.health.failing_since is not None and not self.in_transaction \
-                and _writes(sql):
+        """A committed statement that changed rows is evidence the disk takes writes again; one that changed
+        nothing (an UPDATE matching no row, an INSERT … DO NOTHING) is not: it wrote nothing."""
+        if self.in_transaction or not _writes(sql):
+            return
+        changed, self._written = self.total_changes > self._written, self.total_changes
+        if changed and self.health is not None and self.health.failing_since is not None:
             self.health.ok()
 
 

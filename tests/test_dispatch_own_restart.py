@@ -183,3 +183,41 @@ def test_a_restarted_receiver_looks_again_at_what_it_healed_before(tmp_path: Pat
         app2.extensions["govheal"].stop(2)
     finally:
         Dispatcher.recheck_after = saved
+
+
+# -- Alertmanager repeats an alert whose incident has ended ---------------------------------------------------
+
+@pytest.mark.parametrize("rig", [("failover_started", "healed")], indirect=True)
+def test_a_repeat_of_an_ended_incident_still_firing_is_looked_at_at_once(rig) -> None:
+    """make chaos: a crash loop failed over, a failback from the CLI healed the agent, it was SIGKILLed 2.5 s
+    later while Prometheus restarted: no scrape saw it up, Alertmanager merged the new outage into the alert
+    it held (same start), and its one-minute repeats were dropped as duplicates: down 2.5 minutes."""
+    rem, bridge, post, svc = rig
+    starts = rfc3339(time.time())
+    post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab1", starts=starts))
+    assert svc.dispatcher.wait_idle(10)
+    assert len(rem.submitted) == 1  # failed over: no rechecks of its own
+    post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab1", starts=starts))  # Alertmanager's repeat
+    assert svc.dispatcher.wait_idle(10)
+    assert len(rem.submitted) == 2 and "#repeat-" in rem.submitted[1].incident
+    assert "repeated" in rem.submitted[1].reason
+    assert any("#repeat-" in n.key for n in bridge.notices), "it acted: people hear the agent was down again"
+
+
+@pytest.mark.parametrize("rig", [("healed",)], indirect=True)
+def test_repeats_while_a_recheck_is_scheduled_or_after_the_resolve_add_no_look(rig) -> None:
+    rem, _, post, svc = rig
+    svc.dispatcher.recheck_after = 0.5
+    starts = rfc3339(time.time())
+    post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab2", starts=starts))
+    assert svc.dispatcher.wait_idle(10)
+    for _ in range(3):  # both Alertmanagers of a pair, and a repeat: the recheck already scheduled covers them
+        post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab2", starts=starts))
+    assert svc.dispatcher.wait_idle(10)
+    assert len(rem.submitted) == 1
+    post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab2", starts=starts, status="resolved"))
+    time.sleep(0.8)
+    post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab2", starts=starts))  # a late copy of the firing
+    assert svc.dispatcher.wait_idle(10)
+    assert not any("#repeat-" in r.incident for r in rem.submitted), [r.incident for r in rem.submitted]
+    assert len(rem.submitted) <= 2  # the heal and, if it ran before the resolve, the scheduled recheck

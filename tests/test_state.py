@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+import govheal.state
 import govheal.store
 from govheal.state import Component, State
 from tests.test_receiver_support import TOKEN, receiver_config
@@ -72,4 +73,23 @@ def test_the_receiver_opens_the_file_once_and_no_component_opens_its_own(tmp_pat
     finally:
         svc.stop(2)
         bridge.stop()
+        state.close()
+
+
+def test_only_a_write_that_changed_rows_says_the_disk_takes_writes_again(tmp_path: Path) -> None:
+    """On a really full disk the governance loop's UPDATE matching no row 'succeeded' and the receiver said
+    writes succeed again after 4 s, with the disk still full (tests/test_receiver_full_disk.py)."""
+    state = State.open(tmp_path, components=[THING])
+    try:
+        conn = state.connection(THING)
+        full = sqlite3.OperationalError("database or disk is full")
+        full.sqlite_errorcode = govheal.state.SQLITE_FULL  # type: ignore[attr-defined]
+        conn.execute("INSERT INTO thing_rows (id, v) VALUES (1, 'a')")
+        state.health.failed(full)
+        conn.execute("UPDATE thing_rows SET v = 'x' WHERE id = -1")
+        conn.execute("INSERT INTO thing_rows (id, v) VALUES (1, 'a') ON CONFLICT (id) DO NOTHING")
+        assert state.health.failing_since is not None, "a statement that wrote nothing is no evidence"
+        conn.execute("UPDATE thing_rows SET v = 'b' WHERE id = 1")
+        assert state.health.failing_since is None
+    finally:
         state.close()

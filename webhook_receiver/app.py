@@ -31,7 +31,7 @@ from webhook_receiver.dispatch import Dispatcher
 from webhook_receiver.ha import HA, Announcer, Episodes, receiver_down_alerts
 from webhook_receiver.inbox import Inbox, NewAlert
 from webhook_receiver.metrics import ReceiverMetrics, StateCollector
-from webhook_receiver.models import PayloadError, parse_payload
+from webhook_receiver.models import Alert, PayloadError, parse_payload
 from webhook_receiver.routing import AlertOutcome, route
 from webhook_receiver.server import too_large_message
 from webhook_receiver.upstream import AlertmanagerWatch, Probe, WatchCollector, alertmanager_health
@@ -232,6 +232,8 @@ def alertmanager() -> Any:
         outcomes.append({"fingerprint": new.alert.fingerprint, "status": new.alert.status, "outcome": outcome})
         if entry is not None and entry.state == "pending":
             svc.dispatcher.enqueue(entry)
+        elif entry is None and new.routing.acts and new.alert.status == "firing":
+            look_again_if_ended(svc, new.alert)
         if entry is not None and outcome is AlertOutcome.IGNORED_UNKNOWN_AGENT and new.routing.agent:
             svc.unknown_agents.seen(new.routing.agent)
     if payload.truncatedAlerts:
@@ -241,6 +243,17 @@ def alertmanager() -> Any:
     log.info("webhook: group=%r alerts=%d new=%d", payload.groupKey[:200], len(routed),
              sum(e is not None for e in entries))
     return jsonify({"status": "accepted", "alerts": outcomes}), 200
+
+
+def look_again_if_ended(svc: Services, alert: Alert) -> None:
+    """A repeat of a firing alert whose incident has ended: the dispatcher looks again (``repeated``)."""
+    try:
+        ended = svc.inbox.ended_still_firing(alert.fingerprint, alert.startsAt)
+    except Exception as exc:  # the alert is recorded already: a look missed now is the next repeat's
+        log_failure(log, "webhook: could not read the inbox for a repeated alert", exc)
+        return
+    if ended is not None:
+        svc.dispatcher.repeated(ended)
 
 
 @webhook.post("/watchdog")

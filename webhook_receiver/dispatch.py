@@ -72,10 +72,18 @@ class Recheck:
 
     entry: Entry
     n: int
+    repeat_at: float | None = None  # started by Alertmanager repeating the alert (``Dispatcher.repeated``)
 
     @property
     def id(self) -> int:  # the dispatcher's bookkeeping key: never an inbox row id
         return -(self.entry.id * 1000 + self.n)
+
+    @property
+    def incident(self) -> str:
+        """The remediator's incident id of this look (each is claimed once)."""
+        if self.repeat_at is not None:
+            return f"{self.entry.incident}#repeat-{int(self.repeat_at)}"
+        return f"{self.entry.incident}#recheck-{self.n}"
 
     @property
     def agent(self) -> str | None:
@@ -130,6 +138,7 @@ class Dispatcher:
         self._known: set[int] = set()
         self._inflight: dict[str, Notice] = {}
         self._restarting: dict[str, tuple[float, float | None]] = {}  # agent → (first attempt, verdict) times
+        self._looking: set[int] = set()  # inbox rows with a recheck scheduled or queued
         self._threads: list[threading.Thread] = []
         self._stopping = False
         if metrics:
@@ -345,6 +354,21 @@ class Dispatcher:
         log.info("dispatch: agent=%s incident=%r action=%s outcome=%s", agent, entry.incident, action, res.outcome)
         return res.outcome
 
+    def repeated(self, entry: Entry) -> bool:
+        """Alertmanager sent again a firing alert whose incident has ended (healed, failed over, given up)
+        and not resolved. Either the agent is down again and Alertmanager merged the new outage into the
+        alert it still holds (a resolve lost with a Prometheus restart; an agent healed by a failback from
+        the CLI and killed again before any scrape saw it up), or the resolve is on its way. Look now, as a
+        recheck does, unless a look is already scheduled. True when a look was queued."""
+        if not entry.routing.acts or entry.alert.status != "firing":
+            return False
+        with self._cv:
+            if entry.id in self._looking or self._stopping:
+                return False
+            self._looking.add(entry.id)
+        self.enqueue(Recheck(entry, 0, repeat_at=self.clock()))  # type: ignore[arg-type]
+        return True
+
     def _schedule_recheck(self, entry: Entry, n: int) -> None:
         if n > self.max_rechecks:
             return
@@ -354,20 +378,26 @@ class Dispatcher:
                 stopping = self._stopping
             if not stopping:
                 self.enqueue(Recheck(entry, n))  # type: ignore[arg-type]
+        with self._cv:
+            self._looking.add(entry.id)
         timer = threading.Timer(self.recheck_after, due)
         timer.daemon = True
         timer.start()
 
     def _recheck(self, item: Recheck) -> bool:
-        """The healed incident's alert has not resolved: ask the remediator to look (and act) again, under an
+        """The ended incident's alert has not resolved: ask the remediator to look (and act) again, under an
         incident id of its own; people hear of it only if it acts, as an update of the incident's message."""
+        with self._cv:
+            self._looking.discard(item.entry.id)  # running now; a next one is scheduled below if needed
         entry = item.entry
         agent, action = entry.routing.agent, entry.routing.action
         if not agent or not action or self.inbox.resolved(entry.incident):
             return True
-        req = Request(agent=agent, action=action, incident=f"{entry.incident}#recheck-{item.n}",  # type: ignore[arg-type]
-                      reason=f"{entry.alert.alertname} still firing {self.recheck_after:g}s after the heal",
-                      source="alertmanager")
+        why = (f"{entry.alert.alertname} still firing (Alertmanager repeated it) after its incident ended"
+               if item.repeat_at is not None else
+               f"{entry.alert.alertname} still firing {self.recheck_after:g}s after the heal")
+        req = Request(agent=agent, action=action, incident=item.incident,  # type: ignore[arg-type]
+                      reason=why, source="alertmanager")
         try:
             res = self.remediator.submit(req)
         except Exception as exc:
@@ -376,12 +406,14 @@ class Dispatcher:
         current = self.inbox.get(entry.id) or entry
         if res.outcome not in (*QUIET_OUTCOMES, "skipped", "circuit_open") and current.notified:
             again = replace(base_notice(entry), key=req.incident, created=self.clock(),
-                            action=f"down again after its heal, while {entry.alert.alertname} was still firing")
+                            action=f"down again after its incident ended, while {entry.alert.alertname} was "
+                                   "still firing")
             self._notify(again)
             update = wording.result_notice(again, res)
             if update is not None:
                 self._notify(update)
-        log.info("dispatch: recheck %d of %r: %s", item.n, entry.incident, res.outcome)
+        log.info("dispatch: %s of %r: %s", "repeat look" if item.repeat_at is not None else f"recheck {item.n}",
+                 entry.incident, res.outcome)
         if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
             self._schedule_recheck(entry, item.n + 1)
         return True

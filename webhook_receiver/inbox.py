@@ -138,6 +138,16 @@ class Inbox:
                 " ORDER BY a.id", (since,)).fetchall()
         return [_entry(r) for r in rows]
 
+    def ended_still_firing(self, fingerprint: str, starts_at: str) -> Entry | None:
+        """The finished firing row of this alert, if its resolve has not been recorded: Alertmanager repeats
+        an alert it still holds as firing after the incident ended (see ``Dispatcher.repeated``)."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT * FROM inbox_alerts a WHERE a.fingerprint = ? AND a.starts_at = ? AND a.status = 'firing' "
+                "AND a.state != ? AND NOT EXISTS (SELECT 1 FROM inbox_alerts r WHERE r.incident = a.incident "
+                "AND r.status = 'resolved')", (fingerprint, starts_at, PENDING)).fetchone()
+        return _entry(row) if row is not None else None
+
     def resolved(self, incident: str) -> bool:
         """Has the incident's resolve been recorded?"""
         with self._lock:

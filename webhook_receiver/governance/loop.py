@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from govheal.governance.service import Governance
+from govheal.state import log_failure
 
 log = logging.getLogger("govheal.receiver.governance")
 MUTE_POLL = 1.0  # seconds between Alertmanager polls while a mute is in effect
@@ -93,16 +94,16 @@ class GovernanceLoop:
                 next_sync = elapsed + self.interval
             try:
                 self.mute_once()
-            except Exception:
-                log.exception("governance: mute feed round failed")
+            except Exception as exc:
+                log_failure(log, "governance: mute feed round failed", exc)
             self._stop.wait(self.poll)
             elapsed += self.poll
 
     def sync_once(self) -> None:
         try:
             report = self.gov.sync()
-        except Exception:  # a bug must not stop the loop; the page shows pending rows
-            log.exception("governance: silence sync failed")
+        except Exception as exc:  # a bug (or a full state disk, logged once) must not stop the loop
+            log_failure(log, "governance: silence sync failed", exc)
             return
         error = "; ".join(report.errors)[:300]
         if error and error != self.last_sync_error:
