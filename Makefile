@@ -59,15 +59,17 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; \
 	fi
 
-# The peers the benchmarks compare against. (On a host with systemd, installing supervisor and monit
-# also starts Debian's own services; the benchmarks never use them: they run their own instances with
-# config and state in a temporary directory.)
+# The peers the benchmarks compare against, and wrk (the governance benchmark's HTTP load generator: C,
+# so 20 clients measure the server, not a Python client's GIL). (On a host with systemd, installing
+# supervisor and monit also starts Debian's own services; the benchmarks never use them: they run their
+# own instances with config and state in a temporary directory.)
 bench-tools:
 	@if [ "$(UNAME)" != Darwin ]; then \
 	  command -v prometheus-process-exporter >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
-	    && command -v supervisord >/dev/null && command -v monit >/dev/null || { \
+	    && command -v supervisord >/dev/null && command -v monit >/dev/null && command -v wrk >/dev/null || { \
 	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus-process-exporter prometheus-blackbox-exporter supervisor monit; }; \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus-process-exporter prometheus-blackbox-exporter supervisor monit wrk; }; \
+	else command -v wrk >/dev/null || brew install wrk; \
 	fi
 
 run: venv tools

@@ -159,7 +159,10 @@ class Stack:
         return None
 
     def receiver_ready(self) -> bool:
-        status, _ = http_get(f"http://127.0.0.1:{self.receiver_port}/readyz", timeout=0.4)
+        try:
+            status, _ = http_get(f"http://127.0.0.1:{self.receiver_port}/readyz", timeout=0.4)
+        except OSError:  # not listening yet
+            return False
         return status == 200
 
     def signal(self, kind: str, sig: int) -> int | None:
