@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import time
 
 import pytest
 
@@ -123,3 +124,20 @@ def test_queue_warning_is_rate_limited_and_counts_what_it_left_out():
     r = rec()
     assert f.filter(r) and "5 such warning(s) left out" in r.getMessage() and "depth is 3" in r.getMessage()
     assert not f.filter(rec())
+
+
+def test_a_cookie_verified_once_is_reused_for_a_second_and_its_expiry_still_holds(app, monkeypatch):
+    c = logged_in(app)
+    assert c.get("/ops/governance").status_code == 200
+    verified = app.session_interface._verified
+    assert verified  # the good cookie, remembered
+    calls = []
+    real = auth.SecureCookieSessionInterface.open_session
+    monkeypatch.setattr(auth.SecureCookieSessionInterface, "open_session",
+                        lambda self, a, r: calls.append(1) or real(self, a, r))
+    assert c.get("/ops/governance").status_code == 200 and calls == [], "within the second: not verified again"
+    # past the session's lifetime (and the second): verified again, and refused
+    wall, mono = time.time(), time.monotonic()
+    monkeypatch.setattr(time, "time", lambda: wall + app.permanent_session_lifetime.total_seconds() + 5)
+    monkeypatch.setattr(auth.time, "monotonic", lambda: mono + auth.VERIFIED_FOR + 1)
+    assert c.get("/ops/governance").status_code == 302 and calls == [1]

@@ -11,6 +11,12 @@ import time
 from collections.abc import Callable
 
 HELP = "serve the Alertmanager webhook receiver (remediation, notifications, dead-man's switch)"
+
+# How long a thread holds the GIL before another that waits may run (CPython: 5 ms). waitress's event loop
+# thread hands every request to a request thread and back; with the default each handoff can wait 5 ms for a
+# busy thread, and 20 governance page clients saw p99 62 ms at 100 agents. 1 ms: p99 23 ms and more views per
+# second (0.5 and 0.2 ms switch so often it costs throughput; docs/benchmarks.md, "Governance").
+GIL_SWITCH_INTERVAL = 0.001
 log = logging.getLogger("govheal.receiver")
 
 
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another with --listen "
                          "HOST:PORT or listen.receiver in the config (port 0 = any free port)") from None
     bound = server.effective_port
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # this process serves HTTP from here on
     state.describe_lock("receiver", listen=f"http://{host}:{bound}")
     svc.start()
     log.info("receiver listening on http://%s:%s node=%s workers=%d threads=%d", host, bound, config.node,

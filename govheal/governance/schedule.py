@@ -86,8 +86,11 @@ def next_change(sw: Timed, now: float) -> float | None:
         return None
     if now < sw.start and not sw.recurrence:
         return sw.start
-    upcoming = windows(sw, now, horizon=400 * 86400.0)
-    return upcoming[0][0] if upcoming else None
+    for days in (8, 62, 400):  # most recurrences start again within a week: look that far first (the page
+        upcoming = windows(sw, now, horizon=days * 86400.0)  # asks for every recurring switch each rebuild)
+        if upcoming:
+            return upcoming[0][0]
+    return None
 
 
 def expires_within(sw: Timed, now: float, within: float) -> bool:

@@ -116,6 +116,8 @@ def _new_key(path: Path, replace: bool = False) -> bytes:
 
 
 SESSION_REFRESH = 60  # seconds: a logged-in session's cookie (and its expiry) is re-sent at most this often
+VERIFIED_FOR = 1.0  # seconds: a cookie verified once is taken as verified for this long
+VERIFIED_MAX = 256  # cookies remembered so (a few operators, one cookie each per minute)
 
 
 class SlidingSession(SecureCookieSessionInterface):
@@ -123,7 +125,28 @@ class SlidingSession(SecureCookieSessionInterface):
     Flask re-signs a permanent session on every response to slide its expiry forward (an HMAC and a zlib
     compression per page view, a tenth of a page view's time); here the cookie is re-sent when the session
     changed or at most every ``SESSION_REFRESH`` seconds (``t`` in it: when it was last sent), so a session
-    still ends ``admin.session_lifetime`` after the last use, give or take a minute."""
+    still ends ``admin.session_lifetime`` after the last use, give or take a minute.
+
+    Verifying a cookie (base64, HMAC, zlib, JSON, a serializer built per request) was ~150 µs of a ~220 µs
+    page view; the same cookie string verifies the same way, so its data is reused for ``VERIFIED_FOR``
+    (an expired or forged cookie is refused as before: expiry is honoured within that second, and only a
+    cookie that verified is remembered)."""
+
+    def __init__(self) -> None:
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def open_session(self, app: Any, request: Any) -> Any:
+        val = request.cookies.get(self.get_cookie_name(app))
+        now = time.monotonic()
+        hit = self._verified.get(val) if val else None
+        if hit is not None and now < hit[0]:
+            return self.session_class(dict(hit[1]))
+        session = super().open_session(app, request)
+        if val and session:  # verified (a bad signature gives an empty session, never remembered)
+            if len(self._verified) >= VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[val] = (now + VERIFIED_FOR, dict(session))
+        return session
 
     def should_set_cookie(self, app: Any, session: Any) -> bool:
         if session.modified:
