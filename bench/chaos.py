@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.chaos_faults import AGENT_KINDS, HEALABLE, Fault, Run, lane, own_lane
-from bench.chaos_stack import Stack
+from bench.chaos_stack import AGENTS, Stack
 
 TARGETS = {  # issue 12 (heal faster) under chaos: fault → healthy, seconds (p50, p99)
     "crash": (0.5, 1.0), "sigkill": (0.5, 1.0), "hang": (1.5, 2.5), "unanswering": (1.5, 2.5),
@@ -139,6 +139,11 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
     for f in faults:
         overlaps = sorted({k for s, e, k in own_windows if f.agent and s < (f.healthy_at or f.end or ended)
                            and f.start < e})
+        # a dependency faulted at the same time: the remediator restarts the dependency first (by design), so
+        # the dependent's heal waits for it; a compound fault, not a clean one
+        overlaps += sorted({f"dependency {g.agent} faulted" for g in faults if f.agent and g.healable
+                            and g.agent in AGENTS.get(f.agent, []) and g.start < (f.healthy_at or f.end or ended)
+                            and f.start < (g.healthy_at or g.end or ended)})
         mine = [k for k, inc in incidents.items() if inc["fault"] == f.id]
         agent_incidents = [k for k in mine if incidents[k]["alertname"] in INCIDENT_ALERTS]
         announced = {ch: sum(created[ch][k] for k in agent_incidents) for ch in msgs}
@@ -148,7 +153,7 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
                       and f.start <= e["time"] < (f.end or ended)), default=None)
         rec = {
             "id": f.id, "kind": f.kind, "agent": f.agent, "start": round(f.start - started, 3),
-            "healable": f.healable, "own_faults_overlapping": overlaps,
+            "healable": f.healable, "overlapping": overlaps,
             "detected_s": round(detected - f.start, 3) if detected else None,
             "action_s": round(action - f.start, 3) if action else None,
             "healthy_s": round(f.healthy_at - f.start, 3) if f.healthy_at else None,
@@ -190,7 +195,7 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
 def summarise(result: dict) -> dict:
     recs = result["records"]
     heal = [r for r in recs if r["healable"]]
-    clean = [r for r in heal if not r["own_faults_overlapping"] and r["kind"] != "receiver_sigkill_mid_restart"]
+    clean = [r for r in heal if not r["overlapping"] and r["kind"] != "receiver_sigkill_mid_restart"]
     loops = [r for r in recs if r["kind"] == "crash_loop"]
     s = {
         "agent_faults": sum(1 for r in recs if r["agent"]),
@@ -259,7 +264,7 @@ def table(result: dict, s: dict, meta: dict) -> str:
     lines += ["", "| target | measured | |", "|---|---|---|",
               f"| heal success ≥ 99.9 % of healable faults | {s['healed']}/{s['healable']} = "
               f"{(hs or 0) * 100:.2f} % | {ok(hs is not None and hs >= 0.999)} |",
-              f"| no downtime over 15 s (healable, no own fault overlapping) | {len(s['downtime_over_15s_clean'])} "
+              f"| no downtime over 15 s (healable, clean) | {len(s['downtime_over_15s_clean'])} "
               f"over (all faults: {len(s['downtime_over_15s'])}) | {ok(not s['downtime_over_15s_clean'])} |",
               f"| 0 double restarts | {len(s['double_restarts'])} | {ok(not s['double_restarts'])} |",
               f"| 0 false restarts | {s['false_restarts']} | {ok(s['false_restarts'] == 0)} |",

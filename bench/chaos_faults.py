@@ -100,6 +100,8 @@ def lane(run: Run, name: str) -> None:
         settled = max((f.healthy_at or 0.0) for f in run.faults if f.agent == name) if last else 0.0
         # a random phase 8-13 s after the previous fault (never 3 in the 15 s budget window), and not before its
         # restart is verified (3 x 200 ms after the first healthy answer) and its alert had a scrape to resolve
+        if not last:  # the lanes' first faults at random phases too, not all six at the same instant
+            time.sleep(rng.uniform(0.0, 5.0))
         time.sleep(max(0.0, last + rng.uniform(8, 13) - time.time(), settled + 3.0 - time.time()))
         if not run.more():
             return
