@@ -11,7 +11,6 @@ import gzip
 import json
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -37,22 +36,28 @@ CSRF_MARK = "__GOVHEAL_CSRF__"
 
 
 class ViewCache:
-    """The built body of a view, reused for ``CACHE_SECONDS`` unless a change was made here meanwhile.
-    Local state written by another process (the CLI, the remediator) shows within a second. One thread
-    rebuilds; the others keep serving the previous body meanwhile (no herd of rebuilds under load)."""
+    """Built values by name, each valid for its ``key``; one thread rebuilds a stale one while the others keep
+    serving the previous value (no herd of rebuilds under load). Two uses: the views' bodies and tables, keyed
+    on ``GovernanceContext.key()`` (valid ``CACHE_SECONDS``, or until a change is made here: local state
+    written by another process, the CLI or the remediator, shows within a second); and each login's finished
+    page, keyed on the tables it was built from (``size``: at most that many, the least recently built out).
 
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[tuple[Any, ...], Any]] = {}
-        self._building: set[str] = set()
+    A hit takes no lock (one dict read; writers replace whole entries): a lock here was where 20 clients
+    queued, the GIL preempting its holder and every other request thread then blocking on it."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self._data: dict[Any, tuple[Any, Any]] = {}
+        self._building: set[Any] = set()
+        self._size = size
         self._lock = threading.Lock()
 
-    def get(self, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-        hit = self._data.get(name)  # the hit path takes no lock (one dict read; writers replace whole entries):
-        if hit is not None and hit[0] == key:  # a lock here was where 20 clients queued (the GIL preempts its
-            return hit[1]  # holder, and every other thread then blocks on it)
+    def get(self, name: Any, key: Any, build: Callable[[], Any]) -> Any:
+        hit = self._data.get(name)
+        if hit is not None and (hit[0] is key or hit[0] == key):
+            return hit[1]
         with self._lock:
             hit = self._data.get(name)
-            if hit is not None and hit[0] == key:
+            if hit is not None and (hit[0] is key or hit[0] == key):
                 return hit[1]
             if hit is not None and name in self._building:
                 return hit[1]
@@ -60,7 +65,10 @@ class ViewCache:
         try:
             value = build()
             with self._lock:
+                self._data.pop(name, None)  # re-inserted last: the dict's order is the order of building
                 self._data[name] = (key, value)
+                while self._size is not None and len(self._data) > self._size:
+                    del self._data[next(iter(self._data))]
             return value
         finally:
             with self._lock:
@@ -86,43 +94,6 @@ GZIP_LEVEL = 6  # 152 KB page → ~15 KB in ~1.5 ms, once per built body
 SESSION_PAGES = 64  # finished pages kept per (role, user, CSRF token); a few operators each, a few KB gzipped
 
 
-class SessionPages:
-    """The finished page of one login (its name and CSRF token are in it) for the current agent tables:
-    rebuilt when the tables change (any change made here, or the 1 s view cache expiring), else reused, so
-    a reload costs no rendering and no copy. Bounded (the least recently built out). As with :class:`ViewCache`,
-    one thread rebuilds a login's page and the others serve its previous one meanwhile: 20 clients of one
-    login each rebuilt and gzipped it every second, the governance benchmark's p99."""
-
-    def __init__(self, size: int = SESSION_PAGES) -> None:
-        self._data: OrderedDict[tuple[Any, ...], tuple[Any, Body]] = OrderedDict()
-        self._building: set[tuple[Any, ...]] = set()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, who: tuple[Any, ...], tables: Any, build: Callable[[], Body]) -> Body:
-        hit = self._data.get(who)  # no lock on a hit (see ViewCache.get); recency is when a page was built
-        if hit is not None and hit[0] is tables:
-            return hit[1]
-        with self._lock:
-            hit = self._data.get(who)
-            if hit is not None and hit[0] is tables:
-                return hit[1]
-            if hit is not None and who in self._building:
-                return hit[1]
-            self._building.add(who)
-        try:
-            body = build()
-            with self._lock:
-                self._data[who] = (tables, body)
-                self._data.move_to_end(who)
-                while len(self._data) > self._size:
-                    self._data.popitem(last=False)
-            return body
-        finally:
-            with self._lock:
-                self._building.discard(who)
-
-
 def send(body: Body, mimetype: str) -> Response:
     """``body`` gzipped when the client accepts it (browsers always do), else as is; ``Vary: Accept-Encoding``
     either way so a cache in between keeps the two apart."""
@@ -145,7 +116,7 @@ class GovernanceContext:
         self.refresh = refresh
         self.default_tz = default_tz
         self.cache = ViewCache()
-        self.pages = SessionPages()
+        self.pages = ViewCache(size=SESSION_PAGES)  # each login's finished page (its name and CSRF token are in it)
 
     def key(self) -> tuple[Any, ...]:
         snap = self.sources.prom()
