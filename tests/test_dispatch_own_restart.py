@@ -193,6 +193,7 @@ def test_a_repeat_of_an_ended_incident_still_firing_is_looked_at_at_once(rig) ->
     later while Prometheus restarted: no scrape saw it up, Alertmanager merged the new outage into the alert
     it held (same start), and its one-minute repeats were dropped as duplicates: down 2.5 minutes."""
     rem, bridge, post, svc = rig
+    svc.dispatcher.recheck_after = 0.1
     starts = rfc3339(time.time())
     post(alert("GG", alertname="AgentDown", fp="aaaaaaaaaaaaaab1", starts=starts))
     assert svc.dispatcher.wait_idle(10)
@@ -202,6 +203,11 @@ def test_a_repeat_of_an_ended_incident_still_firing_is_looked_at_at_once(rig) ->
     assert len(rem.submitted) == 2 and "#repeat-" in rem.submitted[1].incident
     assert "repeated" in rem.submitted[1].reason
     assert any("#repeat-" in n.key for n in bridge.notices), "it acted: people hear the agent was down again"
+    # it healed: looked at again until the resolve, under ids of its own chain
+    deadline = time.monotonic() + 5
+    while len(rem.submitted) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rem.submitted[2].incident == rem.submitted[1].incident + "-1"
 
 
 @pytest.mark.parametrize("rig", [("healed",)], indirect=True)

@@ -81,8 +81,8 @@ class Recheck:
     @property
     def incident(self) -> str:
         """The remediator's incident id of this look (each is claimed once)."""
-        if self.repeat_at is not None:
-            return f"{self.entry.incident}#repeat-{int(self.repeat_at)}"
+        if self.repeat_at is not None:  # a chain of its own: an earlier chain's recheck-N ids are taken
+            return f"{self.entry.incident}#repeat-{int(self.repeat_at)}" + (f"-{self.n}" if self.n else "")
         return f"{self.entry.incident}#recheck-{self.n}"
 
     @property
@@ -369,7 +369,7 @@ class Dispatcher:
         self.enqueue(Recheck(entry, 0, repeat_at=self.clock()))  # type: ignore[arg-type]
         return True
 
-    def _schedule_recheck(self, entry: Entry, n: int) -> None:
+    def _schedule_recheck(self, entry: Entry, n: int, repeat_at: float | None = None) -> None:
         if n > self.max_rechecks:
             return
 
@@ -377,7 +377,7 @@ class Dispatcher:
             with self._cv:
                 stopping = self._stopping
             if not stopping:
-                self.enqueue(Recheck(entry, n))  # type: ignore[arg-type]
+                self.enqueue(Recheck(entry, n, repeat_at))  # type: ignore[arg-type]
         with self._cv:
             self._looking.add(entry.id)
         timer = threading.Timer(self.recheck_after, due)
@@ -415,7 +415,7 @@ class Dispatcher:
         log.info("dispatch: %s of %r: %s", "repeat look" if item.repeat_at is not None else f"recheck {item.n}",
                  entry.incident, res.outcome)
         if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
-            self._schedule_recheck(entry, item.n + 1)
+            self._schedule_recheck(entry, item.n + 1, item.repeat_at)
         return True
 
     def _caused_by_our_restart(self, entry: Entry) -> bool:
