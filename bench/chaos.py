@@ -141,7 +141,7 @@ def analyse(stack: Stack, faults: list[Fault], started: float, ended: float) -> 
                            and f.start < e})
         # a dependency faulted at the same time: the remediator restarts the dependency first (by design), so
         # the dependent's heal waits for it; a compound fault, not a clean one
-        overlaps += sorted({f"dependency {g.agent} faulted" for g in faults if f.agent and g.healable
+        overlaps += sorted({f"dependency {g.agent} faulted" for g in faults if f.agent and g.kind != "slow"
                             and g.agent in AGENTS.get(f.agent, []) and g.start < (f.healthy_at or f.end or ended)
                             and f.start < (g.healthy_at or g.end or ended)})
         mine = [k for k, inc in incidents.items() if inc["fault"] == f.id]

@@ -541,11 +541,13 @@ class Remediator:
             time.sleep(LEASE_POLL)
 
     def _wait_dependencies(self, agent: Agent, req: Request) -> None:
-        """Wait (bounded by each dependency's start_grace, twice) for ``depends_on`` agents that are down."""
+        """Wait (bounded by each dependency's start_grace, twice) for ``depends_on`` agents that are down and
+        not served by their fallback (make chaos: a dependent's heal waited 10 s while its failed-over
+        dependency's Standby served)."""
         for name in agent.depends_on:
             dep = self.config.agent(name)
-            if self.look(self.config, dep).healthy:
-                continue
+            if self.store.serving.get(name) is not None or self.look(self.config, dep).healthy:
+                continue  # up, or its fallback serves for it (its circuit is open: waiting would only delay us)
             bound = 2 * dep.start_grace
             self._emit(agent, req.incident, Action.RESTART, Step.WAITING, 0.0,
                        reason=f"dependency {name} is down; waiting up to {bound:g}s for it first")

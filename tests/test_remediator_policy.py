@@ -256,6 +256,16 @@ def test_an_agent_waits_for_its_dependency_to_be_restarted_first(tmp_path: Path)
     assert waits and "dependency Db is down" in waits[0]["reason"]
 
 
+def test_a_dependency_whose_fallback_serves_is_not_waited_for(tmp_path: Path) -> None:
+    world = World(healthy={"App": False, "Db": False})
+    rem = make(tmp_path, world, agents={"Db": "", "App": "depends_on: [Db]"})
+    rem.store.serving.activate("Db", "DbStandby", incident="i", reason="circuit open")
+    t0 = time.monotonic()
+    assert rem.submit(Request("App", "restart", "a")).outcome == "healed"
+    assert time.monotonic() - t0 < 1.0 and [n for n, _ in world.restarts] == ["App"]
+    assert not [e for e in read_events(rem.audit.path) if e["outcome"] == "waiting"]
+
+
 def test_paused_agent_is_skipped_with_owner_and_reason(tmp_path: Path) -> None:
     clock, world = FakeClock(), World(healthy={"A": False})
     reg = CollectorRegistry()
