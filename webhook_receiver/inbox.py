@@ -143,9 +143,10 @@ class Inbox:
         an alert it still holds as firing after the incident ended (see ``Dispatcher.repeated``)."""
         with self._lock:
             row = self.conn.execute(
-                "SELECT * FROM inbox_alerts a WHERE a.fingerprint = ? AND a.starts_at = ? AND a.status = 'firing' "
-                "AND a.state != ? AND NOT EXISTS (SELECT 1 FROM inbox_alerts r WHERE r.incident = a.incident "
-                "AND r.status = 'resolved')", (fingerprint, starts_at, PENDING)).fetchone()
+                "SELECT * FROM inbox_alerts a WHERE a.fingerprint = ? AND a.status = 'firing' AND a.starts_at = ? "
+                "AND a.state != ? AND NOT EXISTS (SELECT 1 FROM inbox_alerts r WHERE r.fingerprint = a.fingerprint "
+                "AND r.status = 'resolved' AND r.starts_at = a.starts_at)",  # both lookups on the UNIQUE index: it
+                (fingerprint, starts_at, PENDING)).fetchone()  # runs in the webhook request of a repeated alert
         return _entry(row) if row is not None else None
 
     def resolved(self, incident: str) -> bool:
