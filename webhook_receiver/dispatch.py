@@ -412,8 +412,7 @@ class Dispatcher:
             update = wording.result_notice(again, res)
             if update is not None:
                 self._notify(update)
-        log.info("dispatch: %s of %r: %s", "repeat look" if item.repeat_at is not None else f"recheck {item.n}",
-                 entry.incident, res.outcome)
+        log.info("dispatch: %s of %r: %s", item.incident.rsplit("#", 1)[1], entry.incident, res.outcome)
         if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
             self._schedule_recheck(entry, item.n + 1, item.repeat_at)
         return True
