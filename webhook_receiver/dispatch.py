@@ -79,11 +79,17 @@ class Recheck:
         return -(self.entry.id * 1000 + self.n)
 
     @property
+    def label(self) -> str:
+        """This look's name: ``recheck-N``, or ``repeat-T[-N]`` for a chain started by a repeat (a chain of its
+        own: an earlier chain's recheck-N ids are claimed at the remediator already)."""
+        if self.repeat_at is not None:
+            return f"repeat-{int(self.repeat_at)}" + (f"-{self.n}" if self.n else "")
+        return f"recheck-{self.n}"
+
+    @property
     def incident(self) -> str:
         """The remediator's incident id of this look (each is claimed once)."""
-        if self.repeat_at is not None:  # a chain of its own: an earlier chain's recheck-N ids are taken
-            return f"{self.entry.incident}#repeat-{int(self.repeat_at)}" + (f"-{self.n}" if self.n else "")
-        return f"{self.entry.incident}#recheck-{self.n}"
+        return f"{self.entry.incident}#{self.label}"
 
     @property
     def agent(self) -> str | None:
@@ -412,7 +418,7 @@ class Dispatcher:
             update = wording.result_notice(again, res)
             if update is not None:
                 self._notify(update)
-        log.info("dispatch: %s of %r: %s", item.incident.rsplit("#", 1)[1], entry.incident, res.outcome)
+        log.info("dispatch: %s of %r: %s", item.label, entry.incident, res.outcome)
         if res.outcome in ("healed", "already_recovered"):  # until the resolve arrives (bounded)
             self._schedule_recheck(entry, item.n + 1, item.repeat_at)
         return True
